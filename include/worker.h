@@ -1,0 +1,70 @@
+/* worker.h - event-loop threads and the connections they own.
+ *
+ * Each worker thread runs its own libevent loop with its own listener on
+ * every configured address (SO_REUSEPORT lets the kernel spread accepted
+ * connections), its own DNS resolver and its own idle upstream pool, so
+ * workers share nothing mutable but a connection counter. Every connection
+ * object (client session, tunnel) is linked into its worker so that a
+ * graceful shutdown can find idle ones and a final stop can free all.
+ */
+#ifndef ANONPROXY_WORKER_H
+#define ANONPROXY_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "http_parser.h"
+
+struct event_base;
+struct evdns_base;
+struct evconnlistener;
+struct event;
+struct upstream_pool;
+
+/* Embedded in every connection object a worker tracks. */
+typedef struct worker_conn {
+    struct worker_conn *prev, *next;
+    /* Shutdown started: close now if idle, else finish the exchange in flight. */
+    void (*drain)(struct worker_conn *);
+    /* The worker is stopping for good: release everything at once. */
+    void (*destroy)(struct worker_conn *);
+} worker_conn;
+
+typedef struct worker {
+    unsigned id;
+    const config *cfg;
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct evconnlistener **listeners;
+    size_t nlisteners;
+    int wake_fds[2];              /* main thread -> worker: "shut down" */
+    struct event *wake_ev;
+    struct event *deadline_ev;    /* end of the shutdown grace period */
+    pthread_t thread;
+    int draining;                 /* no new requests; close when idle */
+    worker_conn conns;            /* list head (sentinel) */
+    size_t nconns;
+    struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */
+    http_field *scratch_fields;   /* limits.max_headers entries: heads are parsed and
+                                   * passed on within one callback, so one array serves
+                                   * every connection of the worker */
+} worker;
+
+/* Creates cfg->workers workers, binds their listeners and starts their
+ * threads. Returns 0, or -1 with a message in err (nothing left running). */
+int workers_start(const config *cfg, worker **out, char *err, size_t errlen);
+
+/* From the main thread: begin a graceful shutdown of every worker. */
+void workers_stop(worker *ws, unsigned n);
+
+/* Waits for every worker thread to end, then frees them. */
+void workers_join(worker *ws, unsigned n);
+
+/* Links a new connection into w (and counts it). */
+void worker_conn_add(worker *w, worker_conn *c);
+
+/* Unlinks c; when draining and nothing is left, the worker's loop ends. */
+void worker_conn_remove(worker *w, worker_conn *c);
+
+#endif

@@ -1,0 +1,692 @@
+/* client.c - see client.h.
+ *
+ * Ownership: a client owns its two bufferevents (client side `cbev`, origin
+ * side `ubev`), its timer, its pending connect request and its buffered
+ * request head. Any function that can free the client returns int: -1 means
+ * "the client is gone, touch nothing", 0 means it is still alive.
+ */
+#include "client.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "body.h"
+#include "connector.h"
+#include "forward.h"
+#include "http_error.h"
+#include "http_parser.h"
+#include "log.h"
+#include "target.h"
+#include "tunnel.h"
+
+/* After an error response, how long to keep reading (and discarding) what
+ * the client still sends, so that closing does not reset the connection
+ * before the client has read the response. */
+#define LINGER_MS 2000
+
+typedef enum client_state {
+    C_HEAD,        /* waiting for a request head (idle between requests) */
+    C_CONNECTING,  /* request parsed, origin connection being set up */
+    C_EXCHANGE,    /* request forwarded; bodies and response flowing */
+    C_CLOSING,     /* flushing a final response, then lingering, then freed */
+} client_state;
+
+typedef enum response_state {
+    R_HEAD,        /* waiting for a (final) response head */
+    R_BODY,        /* relaying the response body */
+} response_state;
+
+typedef struct client {
+    worker_conn link;
+    worker *w;
+    struct bufferevent *cbev;       /* the client */
+    struct bufferevent *ubev;       /* the origin; may outlive one exchange */
+    char up_host[TARGET_MAX_HOST + 1];
+    unsigned up_port;
+    int up_reused;                  /* ubev already served an exchange */
+    connect_req *connecting;
+    struct event *timer;            /* head deadline, idle, linger */
+    client_state state;
+
+    /* Current request. */
+    size_t head_scan;               /* http_head_end resume point */
+    int head_started;               /* first byte of the head arrived */
+    int is_connect;                 /* method CONNECT: a tunnel once connected */
+    int is_head;                    /* method HEAD */
+    int upgrading;                  /* asked to switch protocols */
+    int client_minor;               /* HTTP/1.<minor> */
+    int client_keep_alive;
+    int client_eof;                 /* client half-closed after its request */
+    struct evbuffer *request_head;  /* head sent to the origin, kept for one retry */
+    body_pump req_body;
+
+    /* Current response. */
+    response_state resp_state;
+    size_t resp_scan;
+    int resp_started;               /* bytes of a final response reached the client */
+    int origin_keep_alive;
+    int client_keeps;               /* client connection persists after this response */
+    int origin_eof;
+    body_pump resp_body;
+} client;
+
+static void set_timer(client *c, unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+static struct timeval ms_tv(unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static void free_origin(client *c)
+{
+    if (c->ubev) {
+        bufferevent_free(c->ubev);
+        c->ubev = NULL;
+    }
+}
+
+/* Frees the client and everything it owns. Always returns -1. */
+static int client_free(client *c)
+{
+    if (c->connecting)
+        connector_cancel(c->connecting);
+    free_origin(c);
+    if (c->cbev)
+        bufferevent_free(c->cbev);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->request_head)
+        evbuffer_free(c->request_head);
+    worker_conn_remove(c->w, &c->link);
+    free(c);
+    return -1;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+/* Stops taking requests: flush what is queued for the client, then close. */
+static int close_after_flush(client *c)
+{
+    if (c->connecting) {
+        connector_cancel(c->connecting);
+        c->connecting = NULL;
+    }
+    free_origin(c);
+    c->state = C_CLOSING;
+    event_del(c->timer);
+    struct timeval io = ms_tv(c->w->cfg->timeouts.io_ms);
+    bufferevent_set_timeouts(c->cbev, NULL, &io);
+    bufferevent_disable(c->cbev, EV_READ);
+    bufferevent_enable(c->cbev, EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+        /* Already flushed: linger at once. */
+        shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+        evbuffer_drain(bufferevent_get_input(c->cbev), (size_t)-1);
+        bufferevent_enable(c->cbev, EV_READ);
+        set_timer(c, LINGER_MS);
+    }
+    return 0;
+}
+
+/* Answers the current request with an error and closes. If part of a
+ * response already reached the client, the only honest signal left is to
+ * cut the connection, which the client sees as a truncated message. */
+static int fail_request(client *c, int status, const char *detail)
+{
+    log_debug("client request failed: %d %s", status, detail ? detail : "");
+    if (c->resp_started)
+        return client_free(c);
+    http_error_write(bufferevent_get_output(c->cbev), status, detail);
+    return close_after_flush(c);
+}
+
+/* ---- forwarding -------------------------------------------------------- */
+
+static int handle_head(client *c);
+static int tunnel_established(client *c);
+
+/* Moves request body bytes toward the origin, pausing the client when the
+ * origin side is full. */
+static int pump_request_body(client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    struct evbuffer *out = bufferevent_get_output(c->ubev);
+    size_t limit = c->w->cfg->limits.buffer_bytes;
+
+    if (!c->req_body.done && body_pump_move(&c->req_body, in, out, limit) < 0)
+        return fail_request(c, 400, "malformed chunked request body");
+    /* Once the body is in, the client stays paused: what it sends now is the
+     * next pipelined request, read after this response. */
+    if (c->req_body.done || evbuffer_get_length(out) >= limit)
+        bufferevent_disable(c->cbev, EV_READ);
+    else
+        bufferevent_enable(c->cbev, EV_READ);
+    return 0;
+}
+
+static void origin_read_cb(struct bufferevent *bev, void *arg);
+static void origin_write_cb(struct bufferevent *bev, void *arg);
+static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* The origin connection is ready: send the head and start both bodies. */
+static int send_request(client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    struct timeval io = ms_tv(cfg->timeouts.io_ms);
+
+    c->state = C_EXCHANGE;
+    c->resp_state = R_HEAD;
+    c->resp_scan = 0;
+    c->resp_started = 0;
+    c->origin_eof = 0;
+
+    bufferevent_setcb(c->ubev, origin_read_cb, origin_write_cb, origin_event_cb, c);
+    bufferevent_setwatermark(c->ubev, EV_READ, 0, cfg->limits.buffer_bytes);
+    bufferevent_setwatermark(c->ubev, EV_WRITE, cfg->limits.buffer_bytes / 2, 0);
+    bufferevent_set_timeouts(c->ubev, &io, &io);
+    bufferevent_set_timeouts(c->cbev, &io, &io);
+    /* A copy, so that the head can be sent again if a reused connection
+     * turns out to have been closed by the origin. */
+    size_t head_len = evbuffer_get_length(c->request_head);
+    evbuffer_add(bufferevent_get_output(c->ubev), evbuffer_pullup(c->request_head, -1), head_len);
+    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    return pump_request_body(c);
+}
+
+static void connected_cb(struct bufferevent *bev, int reused, int status, const char *detail,
+                         void *arg)
+{
+    client *c = arg;
+    c->connecting = NULL;
+    if (status != 0) {
+        fail_request(c, status, detail);
+        return;
+    }
+    c->ubev = bev;
+    c->up_reused = reused;
+    if (c->is_connect)
+        tunnel_established(c);
+    else
+        send_request(c);
+}
+
+static int start_connect(client *c)
+{
+    c->state = C_CONNECTING;
+    /* Nothing more is read from the client until the origin is there: the
+     * body would otherwise pile up in memory. */
+    bufferevent_disable(c->cbev, EV_READ);
+    int may_reuse = !c->is_connect && c->w->cfg->reuse == REUSE_SHARED;
+    c->connecting = connector_start(c->w, c->up_host, c->up_port, may_reuse, connected_cb, c);
+    if (!c->connecting)
+        return fail_request(c, 500, "out of memory");
+    return 0;
+}
+
+/* A connection kept for the next request of this client: anything it does
+ * while idle (the origin closing it, stray bytes) ends it. */
+static void idle_origin_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    free_origin(arg);
+}
+
+static void idle_origin_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    free_origin(arg);
+}
+
+/* The response is complete. Decide what happens to both connections. */
+static int exchange_done(client *c)
+{
+    const config *cfg = c->w->cfg;
+    int origin_clean = c->origin_keep_alive && !c->origin_eof && c->req_body.done &&
+                       evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
+                       cfg->reuse != REUSE_OFF && !c->w->draining;
+
+    evbuffer_drain(c->request_head, (size_t)-1);
+    if (!origin_clean) {
+        free_origin(c);
+    } else if (cfg->reuse == REUSE_SHARED) {
+        connector_release(c->w, c->up_host, c->up_port, c->ubev);
+        c->ubev = NULL;
+    } else {
+        struct timeval idle = ms_tv(cfg->timeouts.idle_ms);
+        bufferevent_setcb(c->ubev, idle_origin_read_cb, NULL, idle_origin_event_cb, c);
+        bufferevent_set_timeouts(c->ubev, &idle, NULL);
+        bufferevent_enable(c->ubev, EV_READ);
+        c->up_reused = 1;
+    }
+
+    if (!c->client_keeps || c->client_eof || !c->req_body.done || c->w->draining)
+        return close_after_flush(c);
+
+    c->state = C_HEAD;
+    c->head_scan = 0;
+    c->head_started = 0;
+    struct timeval io = ms_tv(cfg->timeouts.io_ms);
+    bufferevent_set_timeouts(c->cbev, NULL, &io);
+    bufferevent_enable(c->cbev, EV_READ);
+    set_timer(c, cfg->timeouts.idle_ms);
+    /* A pipelined request may already be waiting. */
+    return handle_head(c);
+}
+
+static int pump_response_body(client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->ubev);
+    struct evbuffer *out = bufferevent_get_output(c->cbev);
+    size_t limit = c->w->cfg->limits.buffer_bytes;
+
+    if (body_pump_move(&c->resp_body, in, out, limit) < 0) {
+        log_debug("malformed chunked response from %s:%u", c->up_host, c->up_port);
+        return client_free(c);
+    }
+    if (c->resp_body.done)
+        return exchange_done(c);
+    if (c->origin_eof) {
+        if (evbuffer_get_length(in) > 0)
+            return 0; /* the rest goes as the client drains */
+        if (body_pump_eof(&c->resp_body))
+            return exchange_done(c);
+        log_debug("origin %s:%u closed mid-response", c->up_host, c->up_port);
+        /* Flush what arrived, then close: the client sees the body cut short. */
+        c->client_keeps = 0;
+        return close_after_flush(c);
+    }
+    if (evbuffer_get_length(out) >= limit)
+        bufferevent_disable(c->ubev, EV_READ);
+    else
+        bufferevent_enable(c->ubev, EV_READ);
+    return 0;
+}
+
+/* Hands both connections to a tunnel and frees the client. */
+static int become_tunnel(client *c)
+{
+    struct bufferevent *cbev = c->cbev, *ubev = c->ubev;
+    worker *w = c->w;
+    c->cbev = c->ubev = NULL;
+    /* The tunnel joins the worker first so a draining worker never sees zero. */
+    tunnel_start(w, cbev, ubev);
+    return client_free(c);
+}
+
+/* Reads response heads: interim 1xx ones are relayed and skipped, the final
+ * one is rewritten for the client and its body relay started. */
+static int handle_response_head(client *c)
+{
+    worker *w = c->w;
+    const config *cfg = w->cfg;
+    struct evbuffer *in = bufferevent_get_input(c->ubev);
+    struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return 0;
+        size_t window = len < cfg->limits.max_header_bytes + 1 ? len : cfg->limits.max_header_bytes + 1;
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
+        size_t head_len = http_head_end(buf, window, &c->resp_scan);
+        if (head_len == 0) {
+            if (window > cfg->limits.max_header_bytes)
+                return fail_request(c, 502, "the origin sent an oversized response head");
+            return 0;
+        }
+        http_limits limits = {cfg->limits.max_header_bytes, cfg->limits.max_headers,
+                              cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
+        http_response resp;
+        int status;
+        resp.fields = w->scratch_fields;
+        if (http_parse_response(buf, head_len, &limits, &resp, &status) < 0)
+            return fail_request(c, 502, "the origin sent a malformed response");
+        c->resp_scan = 0;
+        /* The origin answered: the request can no longer be retried. */
+        evbuffer_drain(c->request_head, (size_t)-1);
+
+        if (resp.status == 101) {
+            if (!c->upgrading)
+                return fail_request(c, 502, "the origin switched protocols unasked");
+            response_plan plan = {c->client_minor, 1, 0, 1};
+            forward_response_head(out, &resp, &plan);
+            evbuffer_drain(in, head_len);
+            return become_tunnel(c);
+        }
+        if (resp.status < 200) {
+            /* HTTP/1.0 clients do not understand interim responses. */
+            if (c->client_minor >= 1) {
+                response_plan plan = {c->client_minor, 1, 0, 0};
+                forward_response_head(out, &resp, &plan);
+            }
+            evbuffer_drain(in, head_len);
+            continue;
+        }
+
+        http_framing framing;
+        if (http_response_framing(&resp, c->is_head, &framing) != 0)
+            return fail_request(c, 502, "the origin sent a response with ambiguous framing");
+        int chunked = framing.kind == BODY_CHUNKED;
+        c->origin_keep_alive = forward_origin_keep_alive(&resp) && framing.kind != BODY_CLOSE;
+        /* A client that is still sending its body when the answer comes
+         * cannot be resynchronised: close after this response. */
+        c->client_keeps = c->client_keep_alive && c->req_body.done && !w->draining &&
+                          framing.kind != BODY_CLOSE && !(chunked && c->client_minor == 0);
+        response_plan plan = {c->client_minor, c->client_keeps, chunked && c->client_minor == 0, 0};
+        forward_response_head(out, &resp, &plan);
+        evbuffer_drain(in, head_len);
+        body_pump_init(&c->resp_body, &framing, c->client_minor >= 1);
+        c->resp_started = 1;
+        c->resp_state = R_BODY;
+        return pump_response_body(c);
+    }
+}
+
+static void origin_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    client *c = arg;
+    if (c->resp_state == R_HEAD)
+        handle_response_head(c);
+    else
+        pump_response_body(c);
+}
+
+/* The origin took some of the request body: read more from the client. */
+static void origin_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    client *c = arg;
+    if (c->state == C_EXCHANGE && !c->req_body.done)
+        pump_request_body(c);
+}
+
+static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    client *c = arg;
+
+    if (what & BEV_EVENT_EOF) {
+        c->origin_eof = 1;
+        if (c->resp_state == R_BODY) {
+            pump_response_body(c);
+            return;
+        }
+        if (evbuffer_get_length(bufferevent_get_input(bev)) == 0 && c->up_reused &&
+            evbuffer_get_length(c->request_head) > 0 && c->req_body.in == BODY_NONE) {
+            /* A reused connection the origin had closed while idle: the
+             * request never reached it, so it is safe to send again. */
+            free_origin(c);
+            start_connect(c);
+            return;
+        }
+        fail_request(c, 502, "the origin closed the connection without a complete response");
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !c->req_body.done) {
+        /* Origins answer after the whole body; a slow upload is not a silent
+         * origin (a stalled one is caught by the write timeout). */
+        bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        fail_request(c, 504, "the origin did not answer in time");
+    else
+        fail_request(c, 502, "the connection to the origin failed");
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Counts fields with a given name. */
+static size_t count_fields(const http_request *req, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->nfields; i++)
+        n += http_name_is(&req->fields[i], name);
+    return n;
+}
+
+static int method_is(const http_request *req, const char *m)
+{
+    size_t n = strlen(m);
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
+}
+
+/* Sets the origin to connect to; drops a kept connection to another one. */
+static void set_origin(client *c, const target *t)
+{
+    if (c->ubev && (c->up_port != t->port || strcmp(c->up_host, t->host) != 0))
+        free_origin(c);
+    memcpy(c->up_host, t->host, sizeof c->up_host);
+    c->up_port = t->port;
+}
+
+static int handle_connect(client *c, const http_request *req, size_t head_len)
+{
+    const config *cfg = c->w->cfg;
+    target t;
+
+    if (target_parse_authority(req->target, req->target_len, &t) < 0)
+        return fail_request(c, 400, "CONNECT needs a host:port target");
+    if (!config_connect_port_allowed(cfg, t.port))
+        return fail_request(c, 403, "CONNECT to this port is not allowed");
+    if (count_fields(req, "Content-Length") || count_fields(req, "Transfer-Encoding"))
+        return fail_request(c, 400, "a CONNECT request has no body");
+    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+
+    /* A tunnel always gets a connection of its own. */
+    free_origin(c);
+    set_origin(c, &t);
+    c->is_connect = 1;
+    return start_connect(c);
+}
+
+/* CONNECT's origin connection is up: confirm and become a tunnel. */
+static int tunnel_established(client *c)
+{
+    evbuffer_add(bufferevent_get_output(c->cbev), "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+    return become_tunnel(c);
+}
+
+static int handle_request(client *c, const http_request *req, size_t head_len)
+{
+    target t;
+    http_framing framing;
+    int status;
+
+    if (method_is(req, "CONNECT"))
+        return handle_connect(c, req, head_len);
+    if (method_is(req, "TRACE"))
+        return fail_request(c, 405, "TRACE is refused: it would echo identifying headers");
+    if (count_fields(req, "Host") > 1)
+        return fail_request(c, 400, "more than one Host field");
+    if (target_parse_absolute(req->target, req->target_len, &t) < 0)
+        return fail_request(c, 400, "malformed request-target");
+    switch (t.form) {
+    case TARGET_HTTP:
+        break;
+    case TARGET_HTTPS:
+        return fail_request(c, 400, "https:// URLs go through a CONNECT tunnel (use the proxy for HTTPS with CONNECT)");
+    case TARGET_ORIGIN:
+        return fail_request(c, 400, "this is a proxy: requests must use an absolute URL (http://host/path)");
+    case TARGET_OTHER:
+        return fail_request(c, 400, "unsupported request-target (only http:// URLs and CONNECT)");
+    }
+    if ((status = http_request_framing(req, &framing)) != 0)
+        return fail_request(c, status, status == 501 ? "unknown transfer coding"
+                                                     : "ambiguous request body framing");
+
+    c->is_head = method_is(req, "HEAD");
+    c->upgrading = forward_wants_upgrade(req);
+    c->client_minor = req->version_minor;
+    c->client_keep_alive = forward_client_keep_alive(req);
+    evbuffer_drain(c->request_head, (size_t)-1);
+    forward_request_head(c->request_head, req, &t, c->upgrading);
+    body_pump_init(&c->req_body, &framing, 1);
+    set_origin(c, &t);
+    /* The head's bytes are no longer needed: req and t point into them. */
+    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+
+    if (c->ubev && c->w->cfg->reuse == REUSE_CLIENT) {
+        c->up_reused = 1;
+        return send_request(c);
+    }
+    free_origin(c);
+    return start_connect(c);
+}
+
+/* Looks for a complete request head in the client's input and acts on it. */
+static int handle_head(client *c)
+{
+    worker *w = c->w;
+    const config *cfg = w->cfg;
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    size_t len = evbuffer_get_length(in);
+
+    if (len == 0)
+        return 0;
+    if (!c->head_started) {
+        c->head_started = 1;
+        set_timer(c, cfg->timeouts.header_ms);
+    }
+    size_t window = len < cfg->limits.max_header_bytes + 1 ? len : cfg->limits.max_header_bytes + 1;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
+    size_t head_len = http_head_end(buf, window, &c->head_scan);
+    if (head_len == 0 || head_len > cfg->limits.max_header_bytes) {
+        if (window > cfg->limits.max_header_bytes)
+            return fail_request(c, 431, "request head too large");
+        return 0;
+    }
+
+    http_limits limits = {cfg->limits.max_header_bytes, cfg->limits.max_headers,
+                          cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
+    http_request req;
+    int status;
+    req.fields = w->scratch_fields;
+    event_del(c->timer);
+    c->resp_started = 0;
+    c->client_eof = 0;
+    if (http_parse_request(buf, head_len, &limits, &req, &status) < 0)
+        return fail_request(c, status, status == 414 ? "request-target too long"
+                                       : status == 431 ? "request header fields too large"
+                                       : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported"
+                                                       : "malformed request");
+    return handle_request(c, &req, head_len);
+}
+
+/* ---- client-side events ------------------------------------------------ */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    client *c = arg;
+    switch (c->state) {
+    case C_HEAD:
+        handle_head(c);
+        break;
+    case C_EXCHANGE:
+        if (!c->req_body.done)
+            pump_request_body(c);
+        break;
+    case C_CLOSING:
+        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+        break;
+    case C_CONNECTING:
+        break;
+    }
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    client *c = arg;
+    if (c->state == C_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            close_after_flush(c);
+    } else if (c->state == C_EXCHANGE && c->resp_state == R_BODY) {
+        pump_response_body(c);
+    }
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    client *c = arg;
+
+    if ((what & BEV_EVENT_EOF) && (c->state == C_EXCHANGE || c->state == C_CONNECTING) &&
+        c->req_body.done) {
+        /* A client may half-close once its request is sent; the response
+         * still goes to it, then the connection closes. */
+        c->client_eof = 1;
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == C_EXCHANGE)
+        fail_request(c, 408, "the request body stalled");
+    else
+        client_free(c);
+}
+
+static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client *c = arg;
+    if (c->state == C_HEAD && c->head_started)
+        fail_request(c, 408, "the request head was not received in time");
+    else
+        client_free(c); /* idle keep-alive expired, or lingering is over */
+}
+
+static void client_drain(worker_conn *link)
+{
+    client *c = (client *)link;
+    if (c->state == C_HEAD && !c->head_started)
+        client_free(c);
+}
+
+static void client_destroy(worker_conn *link)
+{
+    client_free((client *)link);
+}
+
+void client_accept(worker *w, evutil_socket_t fd)
+{
+    const config *cfg = w->cfg;
+    client *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->w = w;
+    c->link.drain = client_drain;
+    c->link.destroy = client_destroy;
+    worker_conn_add(w, &c->link);
+    c->state = C_HEAD;
+    c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, client_timer_cb, c);
+    c->request_head = evbuffer_new();
+    if (!c->cbev || !c->timer || !c->request_head) {
+        if (!c->cbev)
+            evutil_closesocket(fd);
+        client_free(c);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval io = ms_tv(cfg->timeouts.io_ms);
+    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+    bufferevent_setwatermark(c->cbev, EV_READ, 0, cfg->limits.buffer_bytes);
+    bufferevent_setwatermark(c->cbev, EV_WRITE, cfg->limits.buffer_bytes / 2, 0);
+    bufferevent_set_timeouts(c->cbev, NULL, &io);
+    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+    set_timer(c, cfg->timeouts.header_ms);
+}

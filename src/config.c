@@ -1,0 +1,522 @@
+/* config.c - anonproxy.json loading and validation. See config.h.
+ *
+ * Every JSON object in the file is described by a table of fields (key, parse
+ * function, where the value goes). parse_fields() walks an object against its
+ * table, so unknown keys are rejected in one place and adding a key is adding
+ * one table row. Values are checked by a few typed getters that take the JSON
+ * path only to name it in error messages.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define MAX_WORKERS 256
+#define MAX_TIMEOUT_SECONDS 86400
+#define PATH_LEN 512    /* longer JSON paths are only truncated in messages */
+
+/* A repeated key would silently override; any top-level value is decoded so
+ * that a non-object gets our "expected an object" message. */
+#define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+
+static const char *const mode_names[] = {
+    [MODE_TRANSPARENT] = "transparent",
+    [MODE_ANONYMOUS] = "anonymous",
+    [MODE_ELITE] = "elite",
+};
+
+static const char *const reuse_names[] = {
+    [REUSE_CLIENT] = "client",
+    [REUSE_SHARED] = "shared",
+    [REUSE_OFF] = "off",
+};
+
+/* Indexed by config.log_level. */
+static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
+
+/* Where error messages go, and the file name they start with. */
+typedef struct parser {
+    const char *name;
+    char *err;
+    size_t errlen;
+} parser;
+
+typedef struct field field;
+
+/* Parses `v` found at `path` into `obj`, the struct the field table describes. */
+typedef int parse_fn(parser *p, json_t *v, const char *path, const field *f, void *obj);
+
+struct field {
+    const char *key;
+    parse_fn *parse;
+    size_t offset;          /* member of obj filled, for the generic parsers */
+    long long lo, hi;       /* accepted range, for integers */
+};
+
+/* Writes "FILE: PATH: reason" and returns -1, so callers can `return fail(...)`. */
+__attribute__((format(printf, 3, 4)))
+static int fail(parser *p, const char *path, const char *fmt, ...) {
+    char reason[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    snprintf(p->err, p->errlen, "%s: %s: %s", p->name, path[0] ? path : "top level", reason);
+    return -1;
+}
+
+static char *dup_string(parser *p, const char *path, const char *s) {
+    char *copy = strdup(s);
+    if (!copy) fail(p, path, "out of memory");
+    return copy;
+}
+
+/* ---------------------------------------------------------- typed getters */
+
+static int get_int(parser *p, json_t *v, const char *path, long long lo, long long hi,
+                   long long *out) {
+    if (!json_is_integer(v)) return fail(p, path, "expected an integer");
+    *out = json_integer_value(v);
+    if (*out < lo || *out > hi) return fail(p, path, "must be between %lld and %lld", lo, hi);
+    return 0;
+}
+
+static int get_string(parser *p, json_t *v, const char *path, const char **out) {
+    if (!json_is_string(v)) return fail(p, path, "expected a string");
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* Returns the index of v's string in names[n], or -1. `what` names the kind
+ * of value in the message, which lists the choices. */
+static int get_choice(parser *p, json_t *v, const char *path, const char *what,
+                      const char *const *names, size_t n) {
+    char expected[256] = "";
+    const char *s = NULL;
+    size_t used = 0;
+
+    if (get_string(p, v, path, &s) < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return (int)i;
+    for (size_t i = 0; i < n && used < sizeof(expected); i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        used += snprintf(expected + used, sizeof(expected) - used, "%s%s", sep, names[i]);
+    }
+    return fail(p, path, "unknown %s \"%s\" (expected %s)", what, s, expected);
+}
+
+/* Seconds in the file, milliseconds in memory. */
+static int get_ms(parser *p, json_t *v, const char *path, unsigned *out) {
+    double s;
+
+    if (!json_is_number(v)) return fail(p, path, "expected a number of seconds");
+    s = json_number_value(v);
+    if (!(s > 0 && s <= MAX_TIMEOUT_SECONDS))
+        return fail(p, path, "must be > 0 and <= %d seconds", MAX_TIMEOUT_SECONDS);
+    *out = (unsigned)(s * 1000 + 0.5);
+    /* A positive timeout must not round down to 0, which would mean "none". */
+    if (*out == 0) *out = 1;
+    return 0;
+}
+
+/* Walks object `v` against `fields`, calling each present key's parser. */
+static int parse_fields(parser *p, json_t *v, const char *path, const field *fields,
+                        size_t nfields, void *obj) {
+    const char *key;
+    json_t *value;
+
+    if (!json_is_object(v)) return fail(p, path, "expected an object");
+    json_object_foreach(v, key, value) {
+        char child[PATH_LEN];
+        const field *f = NULL;
+
+        snprintf(child, sizeof(child), "%s%s%s", path, path[0] ? "." : "", key);
+        for (size_t i = 0; i < nfields && !f; i++)
+            if (strcmp(key, fields[i].key) == 0) f = &fields[i];
+        if (!f) return fail(p, child, "unknown key");
+        if (f->parse(p, value, child, f, obj) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- generic parsers */
+
+static int parse_size(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    long long n = 0;
+
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    *(size_t *)((char *)obj + f->offset) = (size_t)n;
+    return 0;
+}
+
+static int parse_timeout(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    return get_ms(p, v, path, (unsigned *)((char *)obj + f->offset));
+}
+
+/* --------------------------------------------------------------- limits */
+
+static const field limit_fields[] = {
+    { "max_header_bytes", parse_size, offsetof(limits_config, max_header_bytes), 1024, 1048576 },
+    { "max_headers", parse_size, offsetof(limits_config, max_headers), 8, 10000 },
+    { "max_uri_bytes", parse_size, offsetof(limits_config, max_uri_bytes), 64, 1048576 },
+    { "max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576 },
+    { "max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000 },
+    { "buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864 },
+};
+
+static int parse_limits(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    limits_config *l = &((config *)obj)->limits;
+    char child[PATH_LEN];
+
+    (void)f;
+    if (parse_fields(p, v, path, limit_fields, ARRAY_LEN(limit_fields), l) < 0) return -1;
+    /* A line longer than the whole head could never be accepted. */
+    if (l->max_line_bytes > l->max_header_bytes) {
+        snprintf(child, sizeof(child), "%s.max_line_bytes", path);
+        return fail(p, child, "must not exceed max_header_bytes (%zu)", l->max_header_bytes);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- timeouts */
+
+static const field timeout_fields[] = {
+    { "connect", parse_timeout, offsetof(timeouts_config, connect_ms), 0, 0 },
+    { "header", parse_timeout, offsetof(timeouts_config, header_ms), 0, 0 },
+    { "idle", parse_timeout, offsetof(timeouts_config, idle_ms), 0, 0 },
+    { "io", parse_timeout, offsetof(timeouts_config, io_ms), 0, 0 },
+    { "tunnel_idle", parse_timeout, offsetof(timeouts_config, tunnel_idle_ms), 0, 0 },
+    { "shutdown", parse_timeout, offsetof(timeouts_config, shutdown_ms), 0, 0 },
+};
+
+static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    (void)f;
+    return parse_fields(p, v, path, timeout_fields, ARRAY_LEN(timeout_fields),
+                        &((config *)obj)->timeouts);
+}
+
+/* --------------------------------------------------------------- listen */
+
+static int set_listen_address(parser *p, listen_config *l, const char *path, const char *text) {
+    char reason[256];
+
+    if (config_parse_address(text, &l->addr, &l->addr_len, reason, sizeof(reason)) < 0)
+        return fail(p, path, "%s", reason);
+    l->address = dup_string(p, path, text);
+    return l->address ? 0 : -1;
+}
+
+static int parse_listen_address(parser *p, json_t *v, const char *path, const field *f,
+                                void *obj) {
+    const char *text = NULL;
+
+    (void)f;
+    if (get_string(p, v, path, &text) < 0) return -1;
+    return set_listen_address(p, obj, path, text);
+}
+
+static int parse_listen_mode(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    listen_config *l = obj;
+    int i = get_choice(p, v, path, f->key, mode_names, ARRAY_LEN(mode_names));
+
+    if (i < 0) return -1;
+    l->mode = (anon_mode)i;
+    l->has_mode = 1;
+    return 0;
+}
+
+static const field listen_fields[] = {
+    { "address", parse_listen_address, 0, 0, 0 },
+    { "mode", parse_listen_mode, 0, 0, 0 },
+};
+
+static int parse_listen(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    config *cfg = obj;
+    char item[PATH_LEN], child[PATH_LEN];
+
+    (void)f;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(p, path, "expected a non-empty array");
+    /* Counted before filling, so config_free() cleans up a partial array. */
+    cfg->nlisten = json_array_size(v);
+    cfg->listen = calloc(cfg->nlisten, sizeof(*cfg->listen));
+    if (!cfg->listen) return fail(p, path, "out of memory");
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        listen_config *l = &cfg->listen[i];
+
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (parse_fields(p, json_array_get(v, i), item, listen_fields,
+                         ARRAY_LEN(listen_fields), l) < 0)
+            return -1;
+        if (!l->address) return fail(p, item, "missing \"address\"");
+        snprintf(child, sizeof(child), "%s[%zu].address", path, i);
+        for (size_t j = 0; j < i; j++)
+            if (l->addr_len == cfg->listen[j].addr_len &&
+                memcmp(&l->addr, &cfg->listen[j].addr, l->addr_len) == 0)
+                return fail(p, child, "duplicate of %s[%zu]", path, j);
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------- connect_ports */
+
+/* Parses "lo-hi" with 1 <= lo <= hi <= 65535. */
+static int parse_port_range(const char *s, port_range *r) {
+    unsigned long lo, hi;
+    char *end;
+
+    /* strtoul would accept signs and spaces; ranges are digits only. */
+    if (s[0] < '0' || s[0] > '9') return -1;
+    errno = 0;
+    lo = strtoul(s, &end, 10);
+    if (*end != '-' || end[1] < '0' || end[1] > '9') return -1;
+    hi = strtoul(end + 1, &end, 10);
+    if (*end || errno || lo < 1 || lo > hi || hi > 65535) return -1;
+    r->lo = (unsigned short)lo;
+    r->hi = (unsigned short)hi;
+    return 0;
+}
+
+static int parse_connect_ports(parser *p, json_t *v, const char *path, const field *f,
+                               void *obj) {
+    config *cfg = obj;
+    char item[PATH_LEN];
+    size_t i;
+    json_t *e;
+
+    (void)f;
+    if (!json_is_array(v)) return fail(p, path, "expected an array");
+    /* Never NULL, even when empty: NULL means "all ports allowed". */
+    cfg->connect_ports = calloc(json_array_size(v) + 1, sizeof(*cfg->connect_ports));
+    if (!cfg->connect_ports) return fail(p, path, "out of memory");
+    json_array_foreach(v, i, e) {
+        port_range *r = &cfg->connect_ports[i];
+        long long port = 0;
+
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (json_is_string(e)) {
+            if (parse_port_range(json_string_value(e), r) < 0)
+                return fail(p, item, "bad port range \"%s\"", json_string_value(e));
+        } else {
+            if (get_int(p, e, item, 1, 65535, &port) < 0) return -1;
+            r->lo = r->hi = (unsigned short)port;
+        }
+        cfg->nconnect_ports++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ top level */
+
+static int parse_mode(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    int i = get_choice(p, v, path, f->key, mode_names, ARRAY_LEN(mode_names));
+
+    if (i < 0) return -1;
+    ((config *)obj)->mode = (anon_mode)i;
+    return 0;
+}
+
+static int parse_reuse(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    int i = get_choice(p, v, path, f->key, reuse_names, ARRAY_LEN(reuse_names));
+
+    if (i < 0) return -1;
+    ((config *)obj)->reuse = (upstream_reuse)i;
+    return 0;
+}
+
+static int parse_log_level(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    int i = get_choice(p, v, path, f->key, log_level_names, ARRAY_LEN(log_level_names));
+
+    if (i < 0) return -1;
+    ((config *)obj)->log_level = i;
+    return 0;
+}
+
+static unsigned online_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    /* Capped so the default obeys the same bound as an explicit value. */
+    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
+}
+
+static int parse_workers(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    long long n = 0;
+
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    ((config *)obj)->workers = n == 0 ? online_cpus() : (unsigned)n;
+    return 0;
+}
+
+static const field config_fields[] = {
+    { "listen", parse_listen, 0, 0, 0 },
+    { "mode", parse_mode, 0, 0, 0 },
+    { "workers", parse_workers, 0, 0, MAX_WORKERS },   /* 0 = one per CPU */
+    { "upstream_reuse", parse_reuse, 0, 0, 0 },
+    { "connect_ports", parse_connect_ports, 0, 0, 0 },
+    { "log_level", parse_log_level, 0, 0, 0 },
+    { "limits", parse_limits, 0, 0, 0 },
+    { "timeouts", parse_timeouts, 0, 0, 0 },
+};
+
+static void set_defaults(config *cfg) {
+    cfg->mode = MODE_ELITE;
+    cfg->workers = online_cpus();
+    cfg->reuse = REUSE_CLIENT;
+    cfg->log_level = 2;
+    cfg->limits = (limits_config){
+        .max_header_bytes = 65536,
+        .max_headers = 100,
+        .max_uri_bytes = 8192,
+        .max_line_bytes = 16384,
+        .max_connections = 16384,
+        .buffer_bytes = 262144,
+    };
+    cfg->timeouts = (timeouts_config){
+        .connect_ms = 10000,
+        .header_ms = 15000,
+        .idle_ms = 60000,
+        .io_ms = 60000,
+        .tunnel_idle_ms = 300000,
+        .shutdown_ms = 10000,
+    };
+}
+
+/* Shared tail of config_load() and config_parse(); takes ownership of root. */
+static int load_json(json_t *root, const json_error_t *jerr, const char *name, config *cfg,
+                     char *err, size_t errlen) {
+    parser p = { name, err, errlen };
+    char where[64];
+    int rc = -1;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (!root) {
+        snprintf(where, sizeof(where), "line %d, column %d", jerr->line, jerr->column);
+        return fail(&p, where, "%s", jerr->text);
+    }
+    set_defaults(cfg);
+    if ((cfg->path = dup_string(&p, "", name)) == NULL) goto out;
+    if (parse_fields(&p, root, "", config_fields, ARRAY_LEN(config_fields), cfg) < 0) goto out;
+    if (!cfg->listen) {
+        cfg->listen = calloc(1, sizeof(*cfg->listen));
+        if (!cfg->listen) {
+            fail(&p, "listen", "out of memory");
+            goto out;
+        }
+        cfg->nlisten = 1;
+        if (set_listen_address(&p, cfg->listen, "listen", DEFAULT_LISTEN) < 0) goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    if (rc < 0) config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int config_load(const char *path, config *cfg, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root;
+    FILE *fp = fopen(path, "r");
+
+    if (!fp) {
+        memset(cfg, 0, sizeof(*cfg));
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    root = json_loadf(fp, LOAD_FLAGS, &jerr);
+    fclose(fp);
+    return load_json(root, &jerr, path, cfg, err, errlen);
+}
+
+int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_loads(json_text, LOAD_FLAGS, &jerr);
+
+    return load_json(root, &jerr, name, cfg, err, errlen);
+}
+
+void config_free(config *cfg) {
+    if (!cfg) return;
+    for (size_t i = 0; i < cfg->nlisten; i++) free(cfg->listen[i].address);
+    free(cfg->listen);
+    free(cfg->connect_ports);
+    free(cfg->path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_parse_address(const char *text, struct sockaddr_storage *addr, socklen_t *len,
+                         char *err, size_t errlen) {
+    /* Brackets are required around IPv6, so "::1:80" is never guessed at. */
+    int v6 = text[0] == '[';
+    const char *host = v6 ? text + 1 : text;
+    const char *host_end = v6 ? strchr(text, ']') : strrchr(text, ':');
+    const char *port = !host_end ? NULL : v6 ? (host_end[1] == ':' ? host_end + 2 : NULL)
+                                             : host_end + 1;
+    char buf[INET6_ADDRSTRLEN];
+    size_t hlen = host_end ? (size_t)(host_end - host) : 0;
+    unsigned long n = 0;
+    int ok = 0;
+
+    if (!port || !*port) {
+        snprintf(err, errlen, "\"%s\" has no port (expected A.B.C.D:PORT or [V6]:PORT)", text);
+        return -1;
+    }
+    for (const char *c = port; *c; c++) {
+        if (*c < '0' || *c > '9') {
+            snprintf(err, errlen, "bad port \"%s\"", port);
+            return -1;
+        }
+        if (n <= 65535) n = n * 10 + (unsigned long)(*c - '0');   /* stops before overflow */
+    }
+    if (n < 1 || n > 65535) {
+        snprintf(err, errlen, "port %s out of range", port);
+        return -1;
+    }
+    memset(addr, 0, sizeof(*addr));
+    if (hlen < sizeof(buf)) {
+        memcpy(buf, host, hlen);
+        buf[hlen] = '\0';
+        if (v6) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
+            ok = inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1;
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons((unsigned short)n);
+            *len = sizeof(*sin6);
+        } else {
+            struct sockaddr_in *sin = (struct sockaddr_in *)addr;
+            ok = inet_pton(AF_INET, buf, &sin->sin_addr) == 1;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons((unsigned short)n);
+            *len = sizeof(*sin);
+        }
+    }
+    if (!ok) {
+        snprintf(err, errlen, "\"%s\" is not an IP address (use 127.0.0.1:PORT or [::1]:PORT)",
+                 text);
+        return -1;
+    }
+    return 0;
+}
+
+int config_connect_port_allowed(const config *cfg, unsigned port) {
+    if (!cfg->connect_ports) return 1;
+    for (size_t i = 0; i < cfg->nconnect_ports; i++)
+        if (port >= cfg->connect_ports[i].lo && port <= cfg->connect_ports[i].hi) return 1;
+    return 0;
+}
+
+const char *config_mode_name(anon_mode mode) {
+    return (unsigned)mode < ARRAY_LEN(mode_names) ? mode_names[mode] : "unknown";
+}

@@ -1,0 +1,105 @@
+/* main.c - command line, start-up and signal handling.
+ *
+ *   anonproxy [-c FILE] [-t] [-d] [-h] [-V]
+ *
+ * The main thread loads the configuration, starts the workers and then only
+ * waits for signals: SIGTERM or SIGINT start a graceful shutdown (stop
+ * accepting, let exchanges in flight finish for up to timeouts.shutdown).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+#define ANONPROXY_VERSION "0.1.0"
+#define DEFAULT_CONFIG "anonproxy.json"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: anonproxy [-c FILE] [-t] [-d] [-h] [-V]\n"
+            "  -c, --config FILE  configuration file (default: " DEFAULT_CONFIG ")\n"
+            "  -t, --test         check the configuration and exit (0 if valid, 1 if not)\n"
+            "  -d, --debug        log at debug level, whatever the configuration says\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n");
+}
+
+static int serve(const config *cfg)
+{
+    /* Workers inherit this mask: only the main thread takes these signals. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    worker *ws;
+    if (workers_start(cfg, &ws, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
+                 config_mode_name(cfg->listen[i].has_mode ? cfg->listen[i].mode : cfg->mode),
+                 cfg->workers);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
+             cfg->timeouts.shutdown_ms);
+    workers_stop(ws, cfg->workers);
+    workers_join(ws, cfg->workers);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    const char *path = DEFAULT_CONFIG;
+    int test_only = 0, debug = 0, opt;
+
+    while ((opt = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': test_only = 1; break;
+        case 'd': debug = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("anonproxy " ANONPROXY_VERSION "\n"); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "anonproxy: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    config cfg;
+    char err[1024];
+    if (config_load(path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("%s: configuration OK\n", path);
+        config_free(&cfg);
+        return 0;
+    }
+    log_set_level(debug ? LOG_DEBUG : cfg.log_level);
+    int rc = serve(&cfg);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,279 @@
+/* worker.c - see worker.h. */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "connector.h"
+#include "log.h"
+
+#define LISTEN_BACKLOG 1024
+
+/* Client connections across all workers, for limits.max_connections. */
+static atomic_size_t open_connections;
+
+void worker_conn_add(worker *w, worker_conn *c)
+{
+    c->next = w->conns.next;
+    c->prev = &w->conns;
+    w->conns.next->prev = c;
+    w->conns.next = c;
+    w->nconns++;
+    atomic_fetch_add(&open_connections, 1);
+}
+
+void worker_conn_remove(worker *w, worker_conn *c)
+{
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub(&open_connections, 1);
+    if (w->draining && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void refuse_busy(evutil_socket_t fd)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 46\r\n"
+                               "Connection: close\r\n\r\n"
+                               "503 Service Unavailable: too many connections\n";
+    /* Best effort: the socket buffer of a fresh connection has room. */
+    ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    evutil_closesocket(fd);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    worker *w = arg;
+    if (atomic_load(&open_connections) >= w->cfg->limits.max_connections) {
+        log_warn("limits.max_connections (%zu) reached: refusing a client",
+                 w->cfg->limits.max_connections);
+        refuse_busy(fd);
+        return;
+    }
+    client_accept(w, fd);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    /* EMFILE and friends: the listener retries on its next readiness. */
+    log_warn("accept failed: %s", strerror(errno));
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    log_info("worker %u: shutdown grace period over, closing %zu connection(s)", w->id, w->nconns);
+    event_base_loopbreak(w->base);
+}
+
+/* The main thread asked for a graceful shutdown. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    worker *w = arg;
+    char b;
+    ssize_t n = read(fd, &b, 1);
+    (void)n;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    upstream_pool_free(w->pool);
+    w->pool = NULL;
+    /* Idle connections close now; busy ones close after their exchange. */
+    for (worker_conn *c = w->conns.next, *next; c != &w->conns; c = next) {
+        next = c->next;
+        c->drain(c);
+    }
+    if (w->nconns == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    unsigned ms = w->cfg->timeouts.shutdown_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->deadline_ev, &tv);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    event_base_dispatch(w->base);
+    while (w->conns.next != &w->conns)
+        w->conns.next->destroy(w->conns.next);
+    return NULL;
+}
+
+static void worker_free(worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i])
+            evconnlistener_free(w->listeners[i]);
+    free(w->listeners);
+    upstream_pool_free(w->pool);
+    if (w->dns)
+        evdns_base_free(w->dns, 0);
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    if (w->deadline_ev)
+        event_free(w->deadline_ev);
+    for (int i = 0; i < 2; i++)
+        if (w->wake_fds[i] >= 0)
+            close(w->wake_fds[i]);
+    if (w->base)
+        event_base_free(w->base);
+    free(w->scratch_fields);
+}
+
+/* Binds once without SO_REUSEPORT: with it, a second anonproxy (or anything
+ * of the same user) on the same address would silently share the traffic
+ * instead of failing. */
+static int probe_address(const listen_config *l, char *err, size_t errlen)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int worker_init(worker *w, unsigned id, const config *cfg, char *err, size_t errlen)
+{
+    w->id = id;
+    w->cfg = cfg;
+    w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->conns.next = w->conns.prev = &w->conns;
+
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        /* One thread per base: no locking needed. */
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    w->scratch_fields = calloc(cfg->limits.max_headers, sizeof *w->scratch_fields);
+    w->listeners = calloc(cfg->nlisten, sizeof *w->listeners);
+    w->pool = upstream_pool_new();
+    if (!w->base || !w->scratch_fields || !w->listeners || !w->pool ||
+        pipe2(w->wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "cannot set up worker %u: %s", id, strerror(errno));
+        return -1;
+    }
+    w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!w->dns) {
+        snprintf(err, errlen, "cannot set up DNS from /etc/resolv.conf");
+        return -1;
+    }
+    w->wake_ev = event_new(w->base, w->wake_fds[0], EV_READ | EV_PERSIST, wake_cb, w);
+    w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
+    if (!w->wake_ev || !w->deadline_ev || event_add(w->wake_ev, NULL) < 0) {
+        snprintf(err, errlen, "cannot set up worker %u", id);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const listen_config *l = &cfg->listen[i];
+        w->listeners[i] = evconnlistener_new_bind(
+            w->base, accept_cb, w,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
+            LISTEN_BACKLOG, (const struct sockaddr *)&l->addr, (int)l->addr_len);
+        if (!w->listeners[i]) {
+            snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+        w->nlisteners = i + 1;
+    }
+    return 0;
+}
+
+int workers_start(const config *cfg, worker **out, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (probe_address(&cfg->listen[i], err, errlen) < 0)
+            return -1;
+
+    worker *ws = calloc(cfg->workers, sizeof *ws);
+    if (!ws) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    unsigned n;
+    for (n = 0; n < cfg->workers; n++) {
+        if (worker_init(&ws[n], n, cfg, err, errlen) < 0) {
+            worker_free(&ws[n]);
+            break;
+        }
+    }
+    if (n == cfg->workers) {
+        for (n = 0; n < cfg->workers; n++) {
+            int rc = pthread_create(&ws[n].thread, NULL, worker_main, &ws[n]);
+            if (rc != 0) {
+                snprintf(err, errlen, "cannot start worker thread: %s", strerror(rc));
+                worker_free(&ws[n]);
+                break;
+            }
+        }
+        if (n == cfg->workers) {
+            *out = ws;
+            return 0;
+        }
+        /* Threads 0..n-1 run: stop them the normal way. */
+        workers_stop(ws, n);
+        for (unsigned i = n + 1; i < cfg->workers; i++)
+            worker_free(&ws[i]);
+        workers_join(ws, n);
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++)
+        worker_free(&ws[i]);
+    free(ws);
+    return -1;
+}
+
+void workers_stop(worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        ssize_t r = write(ws[i].wake_fds[1], "x", 1);
+        (void)r;
+    }
+}
+
+void workers_join(worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(ws[i].thread, NULL);
+        worker_free(&ws[i]);
+    }
+    free(ws);
+}
