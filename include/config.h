@@ -55,6 +55,12 @@ typedef struct timeouts_config {
     unsigned shutdown_ms;     /* "shutdown": grace for in-flight exchanges on SIGTERM, default 10 s */
 } timeouts_config;
 
+/* Where names are resolved from; NULL means the system files. */
+typedef struct dns_config {
+    char *resolv_conf;        /* "resolv_conf": nameservers, default /etc/resolv.conf (owned) */
+    char *hosts;              /* "hosts": static names, default /etc/hosts (owned) */
+} dns_config;
+
 typedef struct config {
     char *path;               /* file it was loaded from (owned) */
     listen_config *listen;    /* owned array */
@@ -66,6 +72,7 @@ typedef struct config {
     size_t nconnect_ports;
     limits_config limits;
     timeouts_config timeouts;
+    dns_config dns;
     int log_level;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
 } config;
 

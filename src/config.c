@@ -164,6 +164,18 @@ static int parse_timeout(parser *p, json_t *v, const char *path, const field *f,
     return get_ms(p, v, path, (unsigned *)((char *)obj + f->offset));
 }
 
+/* Copies a string into the char * member at f->offset (owned by the config). */
+static int parse_owned_string(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    const char *text = NULL;
+    char **slot = (char **)((char *)obj + f->offset);
+
+    if (get_string(p, v, path, &text) < 0) return -1;
+    if (!text[0]) return fail(p, path, "must not be empty");
+    free(*slot);
+    *slot = dup_string(p, path, text);
+    return *slot ? 0 : -1;
+}
+
 /* --------------------------------------------------------------- limits */
 
 static const field limit_fields[] = {
@@ -204,6 +216,26 @@ static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f
     (void)f;
     return parse_fields(p, v, path, timeout_fields, ARRAY_LEN(timeout_fields),
                         &((config *)obj)->timeouts);
+}
+
+/* ------------------------------------------------------------------ dns */
+
+/* A file path checked now, so that -t catches it rather than start-up. */
+static int parse_readable_file(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    if (parse_owned_string(p, v, path, f, obj) < 0) return -1;
+    const char *file = *(char **)((char *)obj + f->offset);
+    if (access(file, R_OK) < 0) return fail(p, path, "cannot read %s: %s", file, strerror(errno));
+    return 0;
+}
+
+static const field dns_fields[] = {
+    { "resolv_conf", parse_readable_file, offsetof(dns_config, resolv_conf), 0, 0 },
+    { "hosts", parse_readable_file, offsetof(dns_config, hosts), 0, 0 },
+};
+
+static int parse_dns(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    (void)f;
+    return parse_fields(p, v, path, dns_fields, ARRAY_LEN(dns_fields), &((config *)obj)->dns);
 }
 
 /* --------------------------------------------------------------- listen */
@@ -367,6 +399,7 @@ static const field config_fields[] = {
     { "log_level", parse_log_level, 0, 0, 0 },
     { "limits", parse_limits, 0, 0, 0 },
     { "timeouts", parse_timeouts, 0, 0, 0 },
+    { "dns", parse_dns, 0, 0, 0 },
 };
 
 static void set_defaults(config *cfg) {
@@ -453,6 +486,8 @@ void config_free(config *cfg) {
     free(cfg->listen);
     free(cfg->connect_ports);
     free(cfg->path);
+    free(cfg->dns.resolv_conf);
+    free(cfg->dns.hosts);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -91,6 +91,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         struct evdns_getaddrinfo_request *dns = r->dns;
         r->dns = NULL;
         evdns_getaddrinfo_cancel(dns);
+        if (!r->status && !r->result) {
+            r->status = 504;
+            r->detail = "timed out resolving the origin's host name";
+        }
     }
     deliver(r);
 }

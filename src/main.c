@@ -1,6 +1,7 @@
 /* main.c - command line, start-up and signal handling.
  *
  *   anonproxy [-c FILE] [-t] [-d] [-h] [-V]
+ *   anonproxy COMMAND [ARGS...]      (see `subcommands` below)
  *
  * The main thread loads the configuration, starts the workers and then only
  * waits for signals: SIGTERM or SIGINT start a graceful shutdown (stop
@@ -19,6 +20,24 @@
 #define ANONPROXY_VERSION "0.1.0"
 #define DEFAULT_CONFIG "anonproxy.json"
 
+/* Tools that live in the same binary: `anonproxy NAME ARGS...`. Each takes
+ * its own options, argv[0] being its name. */
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage_commands(FILE *out)
+{
+    for (const subcommand *s = subcommands; s->name; s++)
+        fprintf(out, "  anonproxy %-10s %s\n", s->name, s->summary);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -28,6 +47,7 @@ static void usage(FILE *out)
             "  -d, --debug        log at debug level, whatever the configuration says\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n");
+    usage_commands(out);
 }
 
 static int serve(const config *cfg)
@@ -70,6 +90,11 @@ int main(int argc, char **argv)
     };
     const char *path = DEFAULT_CONFIG;
     int test_only = 0, debug = 0, opt;
+
+    if (argc > 1)
+        for (const subcommand *s = subcommands; s->name; s++)
+            if (strcmp(argv[1], s->name) == 0)
+                return s->run(argc - 1, argv + 1);
 
     while ((opt = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
         switch (opt) {
