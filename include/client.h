@@ -18,7 +18,8 @@
 
 #include "worker.h"
 
-/* Takes ownership of an accepted socket `fd` from a listener of w. */
-void client_accept(worker *w, evutil_socket_t fd);
+/* Takes ownership of a socket `fd` accepted by listener l of w, from peer. */
+void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
+                   const struct sockaddr *peer, int peer_len);
 
 #endif

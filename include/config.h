@@ -4,6 +4,8 @@
  * starts: unknown keys, wrong types and out-of-range values are errors. Every
  * error message names the file, the JSON path and the reason, e.g.
  *   anonproxy.json: listen[0].address: port 99999 out of range
+ * Loading also loads every policy a mode names (policy.h), so a broken
+ * policy file is reported by `anonproxy -t` like any other config error.
  * A loaded config is immutable and shared read-only by all worker threads.
  */
 #ifndef ANONPROXY_CONFIG_H
@@ -12,11 +14,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-typedef enum anon_mode {
-    MODE_TRANSPARENT,
-    MODE_ANONYMOUS,
-    MODE_ELITE,
-} anon_mode;
+struct policy;
 
 typedef enum upstream_reuse {
     REUSE_CLIENT,   /* an origin connection serves one client connection only (default) */
@@ -28,8 +26,8 @@ typedef struct listen_config {
     char *address;                  /* as written, e.g. "127.0.0.1:8080" (owned) */
     struct sockaddr_storage addr;   /* parsed address */
     socklen_t addr_len;
-    int has_mode;                   /* listen[].mode given */
-    anon_mode mode;
+    char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
+    const struct policy *policy;    /* the policy this listener applies (in config.policies) */
 } listen_config;
 
 typedef struct port_range {
@@ -65,7 +63,12 @@ typedef struct config {
     char *path;               /* file it was loaded from (owned) */
     listen_config *listen;    /* owned array */
     size_t nlisten;
-    anon_mode mode;           /* "mode", default elite */
+    char *mode;               /* "mode": a policy name, default "elite" (owned) */
+    char *policies_dir;       /* "policies": where NAME.json files are, default
+                               * the "policies" folder beside the config file (owned) */
+    char *proxy_name;         /* "proxy_name": what $proxy_name expands to, default "proxy" (owned) */
+    struct policy **policies; /* every policy a mode names, loaded and checked (owned) */
+    size_t npolicies;
     unsigned workers;         /* "workers", default = online CPUs */
     upstream_reuse reuse;     /* "upstream_reuse" */
     port_range *connect_ports;/* "connect_ports"; NULL = all ports allowed (owned) */
@@ -93,6 +96,5 @@ int config_parse_address(const char *text, struct sockaddr_storage *addr, sockle
 /* Is CONNECT to `port` allowed by connect_ports? */
 int config_connect_port_allowed(const config *cfg, unsigned port);
 
-const char *config_mode_name(anon_mode mode);
 
 #endif

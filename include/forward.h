@@ -13,13 +13,18 @@
  * Toward the client: the response with the same hop-by-hop fields removed
  * and the proxy's own Connection field where the client needs one.
  *
- * The anonymity policy (issue: modes) plugs in here: it decides which of the
- * remaining fields pass.
+ * A "Proxy-Connection" field (what browsers send a proxy instead of
+ * "Connection") becomes "Connection" in place when there is no Connection
+ * field, for the same reason.
+ *
+ * The anonymity policy (policy.h) decides first which fields pass, change or
+ * are added; the protocol rules above apply to what it lets through.
  */
 #ifndef ANONPROXY_FORWARD_H
 #define ANONPROXY_FORWARD_H
 
 #include "http_parser.h"
+#include "policy.h"
 #include "target.h"
 
 struct evbuffer;
@@ -34,9 +39,10 @@ int forward_client_keep_alive(const http_request *req);
 /* Is the origin connection persistent after this response? */
 int forward_origin_keep_alive(const http_response *resp);
 
-/* Appends the request head to send to the origin. */
+/* Appends the request head to send to the origin, with policy p's request
+ * rules applied to the fields the protocol lets through. */
 void forward_request_head(struct evbuffer *out, const http_request *req, const target *t,
-                          int upgrading);
+                          int upgrading, const policy *p, const policy_vars *vars);
 
 /* How the response head toward the client is to be written. */
 typedef struct response_plan {
@@ -46,7 +52,8 @@ typedef struct response_plan {
     int upgrading;       /* 101 to a request that asked for it */
 } response_plan;
 
-/* Appends the response head to send to the client. */
-void forward_response_head(struct evbuffer *out, const http_response *resp, const response_plan *plan);
+/* Appends the response head to send to the client, with p's response rules. */
+void forward_response_head(struct evbuffer *out, const http_response *resp, const response_plan *plan,
+                           const policy *p, const policy_vars *vars);
 
 #endif

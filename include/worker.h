@@ -31,12 +31,21 @@ typedef struct worker_conn {
     void (*destroy)(struct worker_conn *);
 } worker_conn;
 
+struct worker;
+
+/* What an accept callback needs: which worker, which configured listener. */
+typedef struct worker_listener {
+    struct worker *w;
+    const listen_config *cfg;
+    struct evconnlistener *evl;
+} worker_listener;
+
 typedef struct worker {
     unsigned id;
     const config *cfg;
     struct event_base *base;
     struct evdns_base *dns;
-    struct evconnlistener **listeners;
+    worker_listener *listeners;   /* one per cfg->listen entry */
     size_t nlisteners;
     int wake_fds[2];              /* main thread -> worker: "shut down" */
     struct event *wake_ev;

@@ -10,7 +10,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "http_error.h"
 #include "http_parser.h"
 #include "log.h"
+#include "policy.h"
 #include "target.h"
 #include "tunnel.h"
 
@@ -45,6 +48,9 @@ typedef enum response_state {
 typedef struct client {
     worker_conn link;
     worker *w;
+    const policy *policy;           /* the listener's mode */
+    char peer_ip[INET6_ADDRSTRLEN]; /* for $client_ip */
+    char peer_port[6];
     struct bufferevent *cbev;       /* the client */
     struct bufferevent *ubev;       /* the origin; may outlive one exchange */
     char up_host[TARGET_MAX_HOST + 1];
@@ -75,6 +81,13 @@ typedef struct client {
     int origin_eof;
     body_pump resp_body;
 } client;
+
+/* What policy variables expand to for this client; host may be NULL. */
+static policy_vars vars_of(const client *c, const char *host)
+{
+    policy_vars v = {c->peer_ip, c->peer_port, c->w->cfg->proxy_name, host};
+    return v;
+}
 
 static void set_timer(client *c, unsigned ms)
 {
@@ -333,6 +346,7 @@ static int handle_response_head(client *c)
     const config *cfg = w->cfg;
     struct evbuffer *in = bufferevent_get_input(c->ubev);
     struct evbuffer *out = bufferevent_get_output(c->cbev);
+    policy_vars vars = vars_of(c, c->up_host);
 
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -361,7 +375,7 @@ static int handle_response_head(client *c)
             if (!c->upgrading)
                 return fail_request(c, 502, "the origin switched protocols unasked");
             response_plan plan = {c->client_minor, 1, 0, 1};
-            forward_response_head(out, &resp, &plan);
+            forward_response_head(out, &resp, &plan, c->policy, &vars);
             evbuffer_drain(in, head_len);
             return become_tunnel(c);
         }
@@ -369,7 +383,7 @@ static int handle_response_head(client *c)
             /* HTTP/1.0 clients do not understand interim responses. */
             if (c->client_minor >= 1) {
                 response_plan plan = {c->client_minor, 1, 0, 0};
-                forward_response_head(out, &resp, &plan);
+                forward_response_head(out, &resp, &plan, c->policy, &vars);
             }
             evbuffer_drain(in, head_len);
             continue;
@@ -385,7 +399,7 @@ static int handle_response_head(client *c)
         c->client_keeps = c->client_keep_alive && c->req_body.done && !w->draining &&
                           framing.kind != BODY_CLOSE && !(chunked && c->client_minor == 0);
         response_plan plan = {c->client_minor, c->client_keeps, chunked && c->client_minor == 0, 0};
-        forward_response_head(out, &resp, &plan);
+        forward_response_head(out, &resp, &plan, c->policy, &vars);
         evbuffer_drain(in, head_len);
         body_pump_init(&c->resp_body, &framing, c->client_minor >= 1);
         c->resp_started = 1;
@@ -532,7 +546,8 @@ static int handle_request(client *c, const http_request *req, size_t head_len)
     c->client_minor = req->version_minor;
     c->client_keep_alive = forward_client_keep_alive(req);
     evbuffer_drain(c->request_head, (size_t)-1);
-    forward_request_head(c->request_head, req, &t, c->upgrading);
+    policy_vars vars = vars_of(c, t.host);
+    forward_request_head(c->request_head, req, &t, c->upgrading, c->policy, &vars);
     body_pump_init(&c->req_body, &framing, 1);
     set_origin(c, &t);
     /* The head's bytes are no longer needed: req and t point into them. */
@@ -658,7 +673,25 @@ static void client_destroy(worker_conn *link)
     client_free((client *)link);
 }
 
-void client_accept(worker *w, evutil_socket_t fd)
+/* Text forms of the peer address, for policy variables. */
+static void describe_peer(const struct sockaddr *sa, int len, char ip[INET6_ADDRSTRLEN], char port[6])
+{
+    unsigned p = 0;
+    ip[0] = '\0';
+    if (sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, INET6_ADDRSTRLEN);
+        p = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, INET6_ADDRSTRLEN);
+        p = ntohs(in6->sin6_port);
+    }
+    snprintf(port, 6, "%u", p);
+}
+
+void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
+                   const struct sockaddr *peer, int peer_len)
 {
     const config *cfg = w->cfg;
     client *c = calloc(1, sizeof *c);
@@ -667,6 +700,8 @@ void client_accept(worker *w, evutil_socket_t fd)
         return;
     }
     c->w = w;
+    c->policy = l->policy;
+    describe_peer(peer, peer_len, c->peer_ip, c->peer_port);
     c->link.drain = client_drain;
     c->link.destroy = client_destroy;
     worker_conn_add(w, &c->link);

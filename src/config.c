@@ -8,6 +8,9 @@
  */
 #include "config.h"
 
+#include <libgen.h>
+#include <limits.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "policy.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -28,12 +33,6 @@
 /* A repeated key would silently override; any top-level value is decoded so
  * that a non-object gets our "expected an object" message. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
-
-static const char *const mode_names[] = {
-    [MODE_TRANSPARENT] = "transparent",
-    [MODE_ANONYMOUS] = "anonymous",
-    [MODE_ELITE] = "elite",
-};
 
 static const char *const reuse_names[] = {
     [REUSE_CLIENT] = "client",
@@ -258,19 +257,9 @@ static int parse_listen_address(parser *p, json_t *v, const char *path, const fi
     return set_listen_address(p, obj, path, text);
 }
 
-static int parse_listen_mode(parser *p, json_t *v, const char *path, const field *f, void *obj) {
-    listen_config *l = obj;
-    int i = get_choice(p, v, path, f->key, mode_names, ARRAY_LEN(mode_names));
-
-    if (i < 0) return -1;
-    l->mode = (anon_mode)i;
-    l->has_mode = 1;
-    return 0;
-}
-
 static const field listen_fields[] = {
     { "address", parse_listen_address, 0, 0, 0 },
-    { "mode", parse_listen_mode, 0, 0, 0 },
+    { "mode", parse_owned_string, offsetof(listen_config, mode), 0, 0 },
 };
 
 static int parse_listen(parser *p, json_t *v, const char *path, const field *f, void *obj) {
@@ -351,14 +340,6 @@ static int parse_connect_ports(parser *p, json_t *v, const char *path, const fie
 
 /* ------------------------------------------------------------ top level */
 
-static int parse_mode(parser *p, json_t *v, const char *path, const field *f, void *obj) {
-    int i = get_choice(p, v, path, f->key, mode_names, ARRAY_LEN(mode_names));
-
-    if (i < 0) return -1;
-    ((config *)obj)->mode = (anon_mode)i;
-    return 0;
-}
-
 static int parse_reuse(parser *p, json_t *v, const char *path, const field *f, void *obj) {
     int i = get_choice(p, v, path, f->key, reuse_names, ARRAY_LEN(reuse_names));
 
@@ -392,7 +373,9 @@ static int parse_workers(parser *p, json_t *v, const char *path, const field *f,
 
 static const field config_fields[] = {
     { "listen", parse_listen, 0, 0, 0 },
-    { "mode", parse_mode, 0, 0, 0 },
+    { "mode", parse_owned_string, offsetof(config, mode), 0, 0 },
+    { "policies", parse_owned_string, offsetof(config, policies_dir), 0, 0 },
+    { "proxy_name", parse_owned_string, offsetof(config, proxy_name), 0, 0 },
     { "workers", parse_workers, 0, 0, MAX_WORKERS },   /* 0 = one per CPU */
     { "upstream_reuse", parse_reuse, 0, 0, 0 },
     { "connect_ports", parse_connect_ports, 0, 0, 0 },
@@ -403,7 +386,6 @@ static const field config_fields[] = {
 };
 
 static void set_defaults(config *cfg) {
-    cfg->mode = MODE_ELITE;
     cfg->workers = online_cpus();
     cfg->reuse = REUSE_CLIENT;
     cfg->log_level = 2;
@@ -423,6 +405,84 @@ static void set_defaults(config *cfg) {
         .tunnel_idle_ms = 300000,
         .shutdown_ms = 10000,
     };
+}
+
+/* Joins a directory and a relative path into a new string (NULL when out of memory). */
+static char *join_path(const char *dir, const char *rel) {
+    size_t len = strlen(dir) + 1 + strlen(rel) + 1;
+    char *out = malloc(len);
+    if (out) snprintf(out, len, "%s/%s", dir, rel);
+    return out;
+}
+
+/* The first existing policies folder of: beside the config file, beside the
+ * binary's folder (a build tree: build/../policies), and the installed
+ * share/anonproxy/policies. Falls back to the first, for the error message. */
+static char *default_policies_dir(const char *config_name) {
+    char here[PATH_MAX], exe[PATH_MAX], *candidates[3] = {NULL, NULL, NULL}, *found = NULL;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+    snprintf(here, sizeof(here), "%s", config_name);
+    candidates[0] = join_path(dirname(here), "policies");
+    if (n > 0) {
+        exe[n] = '\0';
+        char *bin_dir = dirname(exe);
+        candidates[1] = join_path(bin_dir, "../policies");
+        candidates[2] = join_path(bin_dir, "../share/anonproxy/policies");
+    }
+    for (size_t i = 0; i < ARRAY_LEN(candidates) && !found; i++)
+        if (candidates[i] && access(candidates[i], R_OK | X_OK) == 0) found = candidates[i];
+    if (!found) found = candidates[0];
+    for (size_t i = 0; i < ARRAY_LEN(candidates); i++)
+        if (candidates[i] != found) free(candidates[i]);
+    return found;
+}
+
+/* Defaults that depend on where the files are, or are strings to own. */
+static int set_default_strings(parser *p, config *cfg, const char *name) {
+    if (!cfg->mode && !(cfg->mode = dup_string(p, "mode", "elite"))) return -1;
+    if (!cfg->proxy_name && !(cfg->proxy_name = dup_string(p, "proxy_name", "proxy"))) return -1;
+    if (!cfg->policies_dir && !(cfg->policies_dir = default_policies_dir(name)))
+        return fail(p, "policies", "out of memory");
+    return 0;
+}
+
+/* Returns the loaded policy called `name`, loading it on first use. */
+static const policy *use_policy(parser *p, config *cfg, const char *path, const char *name) {
+    char reason[768];
+    policy *pol, **grown;
+
+    for (size_t i = 0; i < cfg->npolicies; i++)
+        if (strcmp(policy_name(cfg->policies[i]), name) == 0) return cfg->policies[i];
+    pol = policy_load(cfg->policies_dir, name, reason, sizeof(reason));
+    if (!pol) {
+        fail(p, path, "%s", reason);
+        return NULL;
+    }
+    grown = realloc(cfg->policies, (cfg->npolicies + 1) * sizeof(*grown));
+    if (!grown) {
+        policy_free(pol);
+        fail(p, path, "out of memory");
+        return NULL;
+    }
+    cfg->policies = grown;
+    cfg->policies[cfg->npolicies++] = pol;
+    return pol;
+}
+
+/* Every listener gets the policy of its mode, or of the global mode. */
+static int load_policies(parser *p, config *cfg) {
+    const policy *global = use_policy(p, cfg, "mode", cfg->mode);
+    char path[PATH_LEN];
+
+    if (!global) return -1;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        listen_config *l = &cfg->listen[i];
+        snprintf(path, sizeof(path), "listen[%zu].mode", i);
+        l->policy = l->mode ? use_policy(p, cfg, path, l->mode) : global;
+        if (!l->policy) return -1;
+    }
+    return 0;
 }
 
 /* Shared tail of config_load() and config_parse(); takes ownership of root. */
@@ -449,6 +509,7 @@ static int load_json(json_t *root, const json_error_t *jerr, const char *name, c
         cfg->nlisten = 1;
         if (set_listen_address(&p, cfg->listen, "listen", DEFAULT_LISTEN) < 0) goto out;
     }
+    if (set_default_strings(&p, cfg, name) < 0 || load_policies(&p, cfg) < 0) goto out;
     rc = 0;
 out:
     json_decref(root);
@@ -482,7 +543,15 @@ int config_parse(const char *json_text, const char *name, config *cfg, char *err
 
 void config_free(config *cfg) {
     if (!cfg) return;
-    for (size_t i = 0; i < cfg->nlisten; i++) free(cfg->listen[i].address);
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        free(cfg->listen[i].address);
+        free(cfg->listen[i].mode);
+    }
+    for (size_t i = 0; i < cfg->npolicies; i++) policy_free(cfg->policies[i]);
+    free(cfg->policies);
+    free(cfg->mode);
+    free(cfg->policies_dir);
+    free(cfg->proxy_name);
     free(cfg->listen);
     free(cfg->connect_ports);
     free(cfg->path);
@@ -550,8 +619,4 @@ int config_connect_port_allowed(const config *cfg, unsigned port) {
     for (size_t i = 0; i < cfg->nconnect_ports; i++)
         if (port >= cfg->connect_ports[i].lo && port <= cfg->connect_ports[i].hi) return 1;
     return 0;
-}
-
-const char *config_mode_name(anon_mode mode) {
-    return (unsigned)mode < ARRAY_LEN(mode_names) ? mode_names[mode] : "unknown";
 }

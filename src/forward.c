@@ -56,9 +56,11 @@ static int connection_token_kept(const char *tok, size_t len, int upgrading)
            (upgrading && http_token_eq(tok, len, "upgrade", 7));
 }
 
-/* Writes a Connection field with only the kept tokens, as received when
- * nothing was removed, and nothing when no token is left. */
-static void write_connection(struct evbuffer *out, const http_field *f, int upgrading)
+/* Writes a Connection field (named `name`) with only the kept tokens: the
+ * line as received when nothing was removed and the name is unchanged, and
+ * nothing at all when no token is left. */
+static field_fate write_connection(struct evbuffer *out, const http_field *f, const char *name,
+                                   int upgrading)
 {
     size_t pos = 0, kept = 0, all = 0;
     const char *tok;
@@ -68,12 +70,13 @@ static void write_connection(struct evbuffer *out, const http_field *f, int upgr
         kept += connection_token_kept(tok, tok_len, upgrading);
     }
     if (kept == 0)
-        return;
-    if (kept == all) {
-        evbuffer_add(out, f->line, f->line_len);
-        return;
-    }
-    evbuffer_add(out, f->name, f->name_len);
+        return FIELD_DROP;
+    if (kept == all && !name)
+        return FIELD_VERBATIM;
+    if (name)
+        evbuffer_add(out, name, strlen(name));
+    else
+        evbuffer_add(out, f->name, f->name_len);
     evbuffer_add(out, ": ", 2);
     pos = 0;
     size_t written = 0;
@@ -85,6 +88,7 @@ static void write_connection(struct evbuffer *out, const http_field *f, int upgr
         evbuffer_add(out, tok, tok_len);
     }
     evbuffer_add(out, "\r\n", 2);
+    return FIELD_WRITTEN;
 }
 
 int forward_wants_upgrade(const http_request *req)
@@ -133,12 +137,58 @@ int forward_origin_keep_alive(const http_response *resp)
     return resp->version_minor >= 1 || connection_has(resp->fields, resp->nfields, "keep-alive");
 }
 
-void forward_request_head(struct evbuffer *out, const http_request *req, const target *t,
-                          int upgrading)
+/* What the protocol layer needs to know about the message being written. */
+typedef struct filter_ctx {
+    const http_field *fields;
+    size_t nfields;
+    const target *t;          /* requests only */
+    int upgrading;
+    int has_connection;       /* a Connection field is present */
+    int drop_te;              /* responses decoded for the client */
+} filter_ctx;
+
+static field_fate request_filter(const http_field *f, struct evbuffer *out, void *arg)
 {
+    const filter_ctx *ctx = arg;
+    if (http_name_is(f, "Host")) {
+        /* RFC 9112 3.2.2: the target's authority wins over a received Host. */
+        if (http_token_eq(f->value, f->value_len, ctx->t->authority, ctx->t->authority_len))
+            return FIELD_VERBATIM;
+        evbuffer_add(out, f->name, f->name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, ctx->t->authority, ctx->t->authority_len);
+        evbuffer_add(out, "\r\n", 2);
+        return FIELD_WRITTEN;
+    }
+    if (http_name_is(f, "Connection"))
+        return write_connection(out, f, NULL, ctx->upgrading);
+    if (http_name_is(f, "Proxy-Connection") && !ctx->has_connection)
+        /* Browsers say "Proxy-Connection: keep-alive" to a proxy exactly where
+         * they say "Connection: keep-alive" to an origin: translate it in place,
+         * so the origin sees what the browser would have sent it directly. */
+        return write_connection(out, f, "Connection", ctx->upgrading);
+    return is_hop_by_hop(f, ctx->fields, ctx->nfields, ctx->upgrading) ? FIELD_DROP : FIELD_VERBATIM;
+}
+
+static field_fate response_filter(const http_field *f, struct evbuffer *out, void *arg)
+{
+    const filter_ctx *ctx = arg;
+    if (ctx->upgrading && http_name_is(f, "Connection"))
+        return write_connection(out, f, NULL, 1);
+    if (ctx->drop_te && http_name_is(f, "Transfer-Encoding"))
+        return FIELD_DROP;
+    return is_hop_by_hop(f, ctx->fields, ctx->nfields, ctx->upgrading) ? FIELD_DROP : FIELD_VERBATIM;
+}
+
+void forward_request_head(struct evbuffer *out, const http_request *req, const target *t,
+                          int upgrading, const policy *p, const policy_vars *vars)
+{
+    filter_ctx ctx = {req->fields, req->nfields, t, upgrading, 0, 0};
     int has_host = 0;
-    for (size_t i = 0; i < req->nfields && !has_host; i++)
-        has_host = http_name_is(&req->fields[i], "Host");
+    for (size_t i = 0; i < req->nfields; i++) {
+        has_host |= http_name_is(&req->fields[i], "Host");
+        ctx.has_connection |= http_name_is(&req->fields[i], "Connection");
+    }
 
     evbuffer_add(out, req->method, req->method_len);
     evbuffer_add(out, " ", 1);
@@ -151,43 +201,19 @@ void forward_request_head(struct evbuffer *out, const http_request *req, const t
         evbuffer_add(out, t->authority, t->authority_len);
         evbuffer_add(out, "\r\n", 2);
     }
-
-    for (size_t i = 0; i < req->nfields; i++) {
-        const http_field *f = &req->fields[i];
-        if (http_name_is(f, "Host")) {
-            /* RFC 9112 3.2.2: the target's authority wins over a received Host. */
-            if (http_token_eq(f->value, f->value_len, t->authority, t->authority_len)) {
-                evbuffer_add(out, f->line, f->line_len);
-            } else {
-                evbuffer_add(out, f->name, f->name_len);
-                evbuffer_add(out, ": ", 2);
-                evbuffer_add(out, t->authority, t->authority_len);
-                evbuffer_add(out, "\r\n", 2);
-            }
-        } else if (http_name_is(f, "Connection")) {
-            write_connection(out, f, upgrading);
-        } else if (!is_hop_by_hop(f, req->fields, req->nfields, upgrading)) {
-            evbuffer_add(out, f->line, f->line_len);
-        }
-    }
+    policy_write_fields(p, POLICY_REQUEST, req->fields, req->nfields, request_filter, &ctx, vars, out);
     evbuffer_add(out, "\r\n", 2);
 }
 
-void forward_response_head(struct evbuffer *out, const http_response *resp, const response_plan *plan)
+void forward_response_head(struct evbuffer *out, const http_response *resp, const response_plan *plan,
+                           const policy *p, const policy_vars *vars)
 {
+    filter_ctx ctx = {resp->fields, resp->nfields, NULL, plan->upgrading, 0, plan->drop_te};
+
     evbuffer_add_printf(out, "HTTP/1.1 %03d ", resp->status);
     evbuffer_add(out, resp->reason, resp->reason_len);
     evbuffer_add(out, "\r\n", 2);
-
-    for (size_t i = 0; i < resp->nfields; i++) {
-        const http_field *f = &resp->fields[i];
-        if (plan->upgrading && http_name_is(f, "Connection"))
-            write_connection(out, f, 1);
-        else if (plan->drop_te && http_name_is(f, "Transfer-Encoding"))
-            continue;
-        else if (!is_hop_by_hop(f, resp->fields, resp->nfields, plan->upgrading))
-            evbuffer_add(out, f->line, f->line_len);
-    }
+    policy_write_fields(p, POLICY_RESPONSE, resp->fields, resp->nfields, response_filter, &ctx, vars, out);
     if (!plan->upgrading) {
         if (!plan->keep_alive && plan->client_minor >= 1)
             evbuffer_add(out, "Connection: close\r\n", 19);

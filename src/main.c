@@ -14,7 +14,11 @@
 #include <string.h>
 
 #include "config.h"
+#include "geoip.h"
+#include "judge.h"
 #include "log.h"
+#include "policy.h"
+#include "verify.h"
 #include "worker.h"
 
 #define ANONPROXY_VERSION "0.1.0"
@@ -29,6 +33,9 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"geo", geo_main, "look up the country of IP addresses"},
+    {"judge", judge_main, "serve a whatismyip judge"},
+    {"verify", verify_main, "check a proxy's anonymity against a judge"},
     {NULL, NULL, NULL},
 };
 
@@ -68,8 +75,7 @@ static int serve(const config *cfg)
     }
     for (size_t i = 0; i < cfg->nlisten; i++)
         log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
-                 config_mode_name(cfg->listen[i].has_mode ? cfg->listen[i].mode : cfg->mode),
-                 cfg->workers);
+                 policy_name(cfg->listen[i].policy), cfg->workers);
 
     int sig = 0;
     sigwait(&stop, &sig);

@@ -60,16 +60,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     (void)l;
-    (void)sa;
-    (void)len;
-    worker *w = arg;
+    worker_listener *wl = arg;
+    worker *w = wl->w;
     if (atomic_load(&open_connections) >= w->cfg->limits.max_connections) {
         log_warn("limits.max_connections (%zu) reached: refusing a client",
                  w->cfg->limits.max_connections);
         refuse_busy(fd);
         return;
     }
-    client_accept(w, fd);
+    client_accept(w, wl->cfg, fd, sa, len);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -101,8 +100,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         return;
     w->draining = 1;
     for (size_t i = 0; i < w->nlisteners; i++) {
-        evconnlistener_free(w->listeners[i]);
-        w->listeners[i] = NULL;
+        evconnlistener_free(w->listeners[i].evl);
+        w->listeners[i].evl = NULL;
     }
     upstream_pool_free(w->pool);
     w->pool = NULL;
@@ -132,8 +131,8 @@ static void *worker_main(void *arg)
 static void worker_free(worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i])
-            evconnlistener_free(w->listeners[i]);
+        if (w->listeners[i].evl)
+            evconnlistener_free(w->listeners[i].evl);
     free(w->listeners);
     upstream_pool_free(w->pool);
     if (w->dns)
@@ -226,15 +225,18 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
     }
     for (size_t i = 0; i < cfg->nlisten; i++) {
         const listen_config *l = &cfg->listen[i];
-        w->listeners[i] = evconnlistener_new_bind(
-            w->base, accept_cb, w,
+        worker_listener *wl = &w->listeners[i];
+        wl->w = w;
+        wl->cfg = l;
+        wl->evl = evconnlistener_new_bind(
+            w->base, accept_cb, wl,
             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
             LISTEN_BACKLOG, (const struct sockaddr *)&l->addr, (int)l->addr_len);
-        if (!w->listeners[i]) {
+        if (!wl->evl) {
             snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
             return -1;
         }
-        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+        evconnlistener_set_error_cb(wl->evl, accept_error_cb);
         w->nlisteners = i + 1;
     }
     return 0;

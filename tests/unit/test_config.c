@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 
 static unsigned cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -82,8 +83,11 @@ static void test_defaults(void **state) {
     assert_string_equal(cfg.path, "anonproxy.json");
     assert_int_equal(cfg.nlisten, 1);
     assert_ipv4(&cfg.listen[0], "127.0.0.1:8080", "127.0.0.1", 8080);
-    assert_int_equal(cfg.listen[0].has_mode, 0);
-    assert_int_equal(cfg.mode, MODE_ELITE);
+    assert_null(cfg.listen[0].mode);
+    assert_string_equal(cfg.mode, "elite");
+    assert_string_equal(policy_name(cfg.listen[0].policy), "elite");
+    assert_string_equal(cfg.policies_dir, "./policies");
+    assert_string_equal(cfg.proxy_name, "proxy");
     assert_int_equal(cfg.workers, cpu_count());
     assert_int_equal(cfg.reuse, REUSE_CLIENT);
     assert_null(cfg.connect_ports);
@@ -109,11 +113,13 @@ static void test_every_key(void **state) {
              &cfg);
     assert_int_equal(cfg.nlisten, 2);
     assert_ipv4(&cfg.listen[0], "10.1.2.3:3128", "10.1.2.3", 3128);
-    assert_int_equal(cfg.listen[0].has_mode, 1);
-    assert_int_equal(cfg.listen[0].mode, MODE_TRANSPARENT);
+    assert_string_equal(cfg.listen[0].mode, "transparent");
+    assert_string_equal(policy_name(cfg.listen[0].policy), "transparent");
     assert_ipv4(&cfg.listen[1], "0.0.0.0:8081", "0.0.0.0", 8081);
-    assert_int_equal(cfg.listen[1].has_mode, 0);
-    assert_int_equal(cfg.mode, MODE_ANONYMOUS);
+    assert_null(cfg.listen[1].mode);
+    assert_string_equal(policy_name(cfg.listen[1].policy), "anonymous");
+    assert_string_equal(cfg.mode, "anonymous");
+    assert_int_equal(cfg.npolicies, 2);
     assert_int_equal(cfg.workers, 7);
     assert_int_equal(cfg.reuse, REUSE_SHARED);
     assert_int_equal(cfg.nconnect_ports, 1);
@@ -143,7 +149,7 @@ static void test_other_enum_values(void **state) {
              &cfg);
     assert_int_equal(cfg.reuse, REUSE_OFF);
     assert_int_equal(cfg.log_level, 0);
-    assert_int_equal(cfg.mode, MODE_TRANSPARENT);
+    assert_string_equal(cfg.mode, "transparent");
     config_free(&cfg);
     parse_ok("{\"upstream_reuse\": \"client\", \"log_level\": \"warn\", \"workers\": 0}", &cfg);
     assert_int_equal(cfg.reuse, REUSE_CLIENT);
@@ -168,9 +174,11 @@ static void test_ipv6_listen(void **state) {
     assert_int_equal(ntohs(sin6->sin6_port), 8443);
     assert_int_equal(inet_pton(AF_INET6, "::1", &want), 1);
     assert_memory_equal(&sin6->sin6_addr, &want, sizeof(want));
-    assert_int_equal(cfg.listen[0].has_mode, 1);
-    assert_int_equal(cfg.listen[0].mode, MODE_ANONYMOUS);
+    assert_string_equal(policy_name(cfg.listen[0].policy), "anonymous");
     assert_ipv4(&cfg.listen[1], "127.0.0.1:8443", "127.0.0.1", 8443);
+    /* Both listeners' policies are loaded once each. */
+    assert_string_equal(policy_name(cfg.listen[1].policy), "elite");
+    assert_int_equal(cfg.npolicies, 2);
     config_free(&cfg);
 }
 
@@ -247,7 +255,7 @@ static void test_shipped_file_loads(void **state) {
     assert_string_equal(cfg.path, "anonproxy.json");
     assert_int_equal(cfg.nlisten, 1);
     assert_ipv4(&cfg.listen[0], "127.0.0.1:8080", "127.0.0.1", 8080);
-    assert_int_equal(cfg.mode, MODE_ELITE);
+    assert_string_equal(cfg.mode, "elite");
     assert_null(cfg.connect_ports);
     assert_default_limits_and_timeouts(&cfg);
     config_free(&cfg);
@@ -308,15 +316,15 @@ static void test_err_not_an_ip(void **state) {
 static void test_err_unknown_mode(void **state) {
     (void)state;
     expect_error("{\"mode\": \"stealth\"}",
-                 "anonproxy.json: mode: unknown mode \"stealth\""
-                 " (expected transparent, anonymous or elite)");
+                 "anonproxy.json: mode: ./policies/stealth.json: cannot read:"
+                 " No such file or directory");
 }
 
 static void test_err_unknown_listen_mode(void **state) {
     (void)state;
     expect_error("{\"listen\": [{\"address\": \"127.0.0.1:1\", \"mode\": \"Elite\"}]}",
-                 "anonproxy.json: listen[0].mode: unknown mode \"Elite\""
-                 " (expected transparent, anonymous or elite)");
+                 "anonproxy.json: listen[0].mode: ./policies/Elite.json: cannot read:"
+                 " No such file or directory");
 }
 
 static void test_err_unknown_reuse_and_log_level(void **state) {
@@ -493,11 +501,18 @@ static void test_parse_address_ok(void **state) {
     assert_string_equal(err, "");
 }
 
-static void test_mode_name(void **state) {
+static void test_policies_dir_and_proxy_name(void **state) {
+    config cfg;
+
     (void)state;
-    assert_string_equal(config_mode_name(MODE_TRANSPARENT), "transparent");
-    assert_string_equal(config_mode_name(MODE_ANONYMOUS), "anonymous");
-    assert_string_equal(config_mode_name(MODE_ELITE), "elite");
+    parse_ok("{\"policies\": \"policies\", \"mode\": \"paranoid\", \"proxy_name\": \"gw1\"}", &cfg);
+    assert_string_equal(cfg.policies_dir, "policies");
+    assert_string_equal(policy_name(cfg.listen[0].policy), "paranoid");
+    assert_string_equal(cfg.proxy_name, "gw1");
+    config_free(&cfg);
+    expect_error("{\"policies\": \"/nonexistent\"}",
+                 "anonproxy.json: mode: /nonexistent/elite.json: cannot read:"
+                 " No such file or directory");
 }
 
 int main(void) {
@@ -531,7 +546,7 @@ int main(void) {
         cmocka_unit_test(test_err_unknown_keys),
         cmocka_unit_test(test_parse_address_errors),
         cmocka_unit_test(test_parse_address_ok),
-        cmocka_unit_test(test_mode_name),
+        cmocka_unit_test(test_policies_dir_and_proxy_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

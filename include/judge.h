@@ -1,0 +1,52 @@
+/* judge.h - a "whatismyip" judge: an HTTP server that echoes what it received.
+ *
+ * Proxy checkers send a request through a proxy to a judge and read back what
+ * arrived: the TCP peer address (the proxy's exit IP), the request line and
+ * every header in received order and casing. The judge also gives a verdict:
+ *
+ *   transparent  the caller's real IP (the real_ip query parameter) is the
+ *                remote address, or appears in a header value;
+ *   anonymous    otherwise, a header reveals that a proxy is in the way
+ *                (Via, X-Forwarded-*, Forwarded, Proxy-Connection, ...);
+ *   elite        neither: the request looks like a browser's, sent directly.
+ *
+ * Endpoints: GET / and GET /?real_ip=IP, the target in origin-form or in
+ * absolute-form ("http://host/?real_ip=IP", as some proxies forward it).
+ * JSON when the Accept header mentions application/json, plain text otherwise:
+ *
+ *   {"remote_ip": "192.0.2.7", "country": "DE" | null, "real_ip": IP | null,
+ *    "request_line": "GET / HTTP/1.1", "headers": [["Host", "..."], ...],
+ *    "verdict": "anonymous",
+ *    "reasons": [{"header": "Via", "value": "1.1 x", "why": "..."}]}
+ *
+ * A reason about the remote address itself has "header": null.
+ * The judge runs on a caller's libevent loop, so the proxy can embed one.
+ */
+#ifndef ANONPROXY_JUDGE_H
+#define ANONPROXY_JUDGE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+typedef struct judge judge;
+
+/* Listens on addr with callbacks on base's loop (the caller runs the loop).
+ * geoip_path may be NULL: no country lookups. Returns NULL with a message in
+ * err when the address cannot be bound or the database cannot be opened. */
+judge *judge_start(struct event_base *base, const struct sockaddr *addr, socklen_t len,
+                   const char *geoip_path, char *err, size_t errlen);
+
+/* The address actually bound (useful after binding port 0). Returns 0 or -1. */
+int judge_local_addr(const judge *j, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Closes the listener and every connection. Call from the loop's thread, or
+ * once the loop has stopped. */
+void judge_free(judge *j);
+
+/* `anonproxy judge --listen ADDR [--geoip FILE]`: serves until SIGINT or
+ * SIGTERM, then exits 0. */
+int judge_main(int argc, char **argv);
+
+#endif
