@@ -14,7 +14,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "route.h"
+#include "upstream.h"
+
 struct policy;
+struct geoip;
 
 typedef enum upstream_reuse {
     REUSE_CLIENT,   /* an origin connection serves one client connection only (default) */
@@ -28,6 +32,7 @@ typedef struct listen_config {
     socklen_t addr_len;
     char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
     const struct policy *policy;    /* the policy this listener applies (in config.policies) */
+    char country[3];                /* "country": exit country for its requests, "" = none */
 } listen_config;
 
 typedef struct port_range {
@@ -53,6 +58,15 @@ typedef struct timeouts_config {
     unsigned shutdown_ms;     /* "shutdown": grace for in-flight exchanges on SIGTERM, default 10 s */
 } timeouts_config;
 
+/* "health": checks of the upstreams (health.h). */
+typedef struct health_config {
+    unsigned interval_ms;     /* "interval": between rounds, default 30 s */
+    unsigned timeout_ms;      /* "timeout": one check, default 5 s */
+    unsigned rise;            /* "rise": successes to come up, default 2 */
+    unsigned fall;            /* "fall": failures to go down, default 2 */
+    char *judge_url;          /* "judge_url": http://host:port/ of a judge, or NULL (owned) */
+} health_config;
+
 /* Where names are resolved from; NULL means the system files. */
 typedef struct dns_config {
     char *resolv_conf;        /* "resolv_conf": nameservers, default /etc/resolv.conf (owned) */
@@ -76,7 +90,19 @@ typedef struct config {
     limits_config limits;
     timeouts_config timeouts;
     dns_config dns;
-    int log_level;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
+    int log_level;
+
+    /* Exits (upstream.h, route.h, health.h). */
+    upstream_set upstreams;   /* "upstreams" + "upstreams_file"; strategy from "strategy" */
+    route_rule *routes;       /* "routes", in order (owned) */
+    size_t nroutes;
+    char *geoip_path;         /* "geoip": the country database (owned) */
+    struct geoip *geo;        /* opened database, or NULL when none is found (owned) */
+    struct sockaddr_storage outgoing;  /* "outgoing_address": source of outgoing connections */
+    socklen_t outgoing_len;   /* 0 = let the system choose */
+    int country_header;       /* "country_header": honour X-Anonproxy-Country, default false */
+    unsigned failover_tries;  /* "failover_tries": upstreams tried per request, default 3 */
+    health_config health;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
 } config;
 
 /* Loads and validates `path`. On success returns 0 and fills *cfg (free with

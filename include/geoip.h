@@ -4,9 +4,9 @@
  *   MaxMind GeoIP2/GeoLite2   {"country": {"iso_code": "DE"}}, and where that
  *                             is missing (anycast networks) "registered_country";
  *   ip-location-db            {"country_code": "DE"}
- * The database anonproxy ships with `make geo` is ip-location-db's
- * geo-whois-asn-country (geo/README.md); tests use build/test-geo*.mmdb, made
- * from geo/test-countries.csv by tools/mmdb_write.py.
+ * `make geo` fetches ip-location-db's geo-whois-asn-country database
+ * (geo/README.md); tests use build/test-geo*.mmdb, made from
+ * geo/test-countries.csv by tools/mmdb_write.py.
  *
  * Thread-safety: a geoip handle is read-only once geoip_open() returns (the
  * file is mmap'ed and libmaxminddb >= 1.3.1 never writes to its MMDB_s during

@@ -100,7 +100,7 @@ typedef struct side_rules {
     size_t nstrip;
     pattern *allow;
     size_t nallow;
-    int allow_only;     /* allow_only given, even empty: only framing fields pass */
+    int allow_only;     /* allow_only given (even empty): unlisted fields are dropped */
     value_rule *rules;
     size_t nrules;
     int referer_origin;
@@ -386,12 +386,12 @@ void policy_write_fields(const policy *p, policy_side side, const http_field *fi
             evbuffer_add(out, f->line, f->line_len);
     }
 
-    /* Then the fields the rules add, in the order the header lists them. */
+    /* Then the fields the rules add: set, add, append, each in file order. */
     for (rule_kind kind = RULE_SET; kind <= RULE_APPEND; kind++) {
         for (size_t i = 0; i < r->nrules; i++) {
             const value_rule *vr = &r->rules[i];
             if (vr->kind == kind && !(seen & ((uint64_t)1 << i)))
-                write_field(vr->name, strlen(vr->name), vr, vars, out);
+                write_field(vr->name, vr->len, vr, vars, out);
         }
     }
 }
@@ -641,18 +641,51 @@ static int check_value(const source *s, const char *path, const char *v, size_t 
     return 0;
 }
 
-/* The set or append rule for a name, or NULL. */
-static value_rule *find_value_rule(side_rules *r, const char *lower, size_t len)
+/* Builds a rule from a name and a checked value. */
+static int make_rule(const source *s, const char *path, const char *name, size_t len, const char *value,
+                     rule_kind kind, value_rule *nr)
 {
-    for (size_t i = 0; i < r->nrules; i++)
-        if (r->rules[i].kind != RULE_ADD && r->rules[i].len == len && memcmp(r->rules[i].lower, lower, len) == 0)
-            return &r->rules[i];
-    return NULL;
+    *nr = (value_rule){ .kind = kind, .name = strdup(name), .lower = lower_copy(name, len), .len = len,
+                        .value = strdup(value), .level = s->level };
+    if (nr->name == NULL || nr->lower == NULL || nr->value == NULL) {
+        clear_rule(nr);
+        return fail(s, path, "out of memory");
+    }
+    if (parse_value(s, path, nr) < 0) {
+        clear_rule(nr);
+        return -1;
+    }
+    return 0;
 }
 
-/* Loads one set, add or append object. A set or append rule replaces a
- * parent's set or append rule of the same name (so a name has at most one,
- * and two in the same file are an error); add rules accumulate. */
+/* Adds nr to the side, which then owns it. A set or append rule replaces a
+ * parent's set or append rule of the same name, so a name has at most one
+ * (two in the same file are an error); add rules accumulate. */
+static int place_rule(const source *s, const char *path, side_rules *r, const value_rule *nr)
+{
+    value_rule *old = NULL, *grown;
+
+    for (size_t i = 0; i < r->nrules && nr->kind != RULE_ADD; i++)
+        if (r->rules[i].kind != RULE_ADD && r->rules[i].len == nr->len &&
+            memcmp(r->rules[i].lower, nr->lower, nr->len) == 0)
+            old = &r->rules[i];
+    if (old != NULL && old->level == nr->level)
+        return fail(s, path, "%s already has a %s rule", nr->name, kind_names[old->kind]);
+    if (old != NULL) {
+        clear_rule(old);
+        *old = *nr;
+        return 0;
+    }
+    if (r->nrules == MAX_VALUE_RULES)
+        return fail(s, path, "more than %d set, add and append rules", MAX_VALUE_RULES);
+    if ((grown = room_for_one(r->rules, r->nrules, sizeof(*grown))) == NULL)
+        return fail(s, path, "out of memory");
+    r->rules = grown;
+    r->rules[r->nrules++] = *nr;
+    return 0;
+}
+
+/* Loads one set, add or append object. */
 static int load_values(const source *s, const char *path, json_t *obj, rule_kind kind, side_rules *r)
 {
     const char *key;
@@ -663,7 +696,7 @@ static int load_values(const source *s, const char *path, json_t *obj, rule_kind
     if (!json_is_object(obj))
         return fail(s, path, "expected an object of header names and string values");
     json_object_keylen_foreach(obj, key, key_len, v) {
-        value_rule nr = { .kind = kind, .level = s->level }, *slot;
+        value_rule nr;
         int prefix;
         long len;
 
@@ -672,35 +705,13 @@ static int load_values(const source *s, const char *path, json_t *obj, rule_kind
             return -1;
         if (!json_is_string(v))
             return fail(s, kpath, "expected a string");
-        if (check_value(s, kpath, json_string_value(v), json_string_length(v)) < 0)
+        if (check_value(s, kpath, json_string_value(v), json_string_length(v)) < 0 ||
+            make_rule(s, kpath, key, (size_t)len, json_string_value(v), kind, &nr) < 0)
             return -1;
-        nr.len = (size_t)len;
-        nr.name = strdup(key);
-        nr.lower = lower_copy(key, nr.len);
-        nr.value = strdup(json_string_value(v));
-        if (nr.name == NULL || nr.lower == NULL || nr.value == NULL || parse_value(s, kpath, &nr) < 0) {
+        if (place_rule(s, kpath, r, &nr) < 0) {
             clear_rule(&nr);
-            return nr.name && nr.lower && nr.value ? -1 : fail(s, kpath, "out of memory");
+            return -1;
         }
-
-        slot = kind == RULE_ADD ? NULL : find_value_rule(r, nr.lower, nr.len);
-        if (slot != NULL && slot->level == s->level) {
-            clear_rule(&nr);
-            return fail(s, kpath, "%s already has a %s rule", key, kind_names[slot->kind]);
-        }
-        if (slot != NULL) {
-            clear_rule(slot);
-        } else if (r->nrules == MAX_VALUE_RULES) {
-            clear_rule(&nr);
-            return fail(s, kpath, "more than %d set, add and append rules", MAX_VALUE_RULES);
-        } else if ((slot = room_for_one(r->rules, r->nrules, sizeof(*slot))) == NULL) {
-            clear_rule(&nr);
-            return fail(s, kpath, "out of memory");
-        } else {
-            r->rules = slot;
-            slot = &r->rules[r->nrules++];
-        }
-        *slot = nr;
     }
     return 0;
 }
@@ -719,7 +730,8 @@ static int load_side(const source *s, policy_side side, json_t *obj, side_rules 
         return -1;
 
     make_path(path, "%s.strip", name);
-    if ((v = json_object_get(obj, "strip")) && load_names(s, path, v, NAME_WILDCARD | NAME_CHANGES, &r->strip, &r->nstrip) < 0)
+    if ((v = json_object_get(obj, "strip")) &&
+        load_names(s, path, v, NAME_WILDCARD | NAME_CHANGES, &r->strip, &r->nstrip) < 0)
         return -1;
     if ((v = json_object_get(obj, "allow_only"))) {
         /* A child's list replaces the parent's. */
@@ -746,6 +758,7 @@ static int load_side(const source *s, policy_side side, json_t *obj, side_rules 
     return 0;
 }
 
+/* [A-Za-z0-9_-]+: a file name that stays in dir. */
 static int valid_policy_name(const char *name)
 {
     size_t len = strlen(name);
