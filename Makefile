@@ -7,7 +7,7 @@ PYTHON ?= /usr/bin/python3
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 # Debian packages the build, the tests and `make run` need.
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev
-DEB_TEST := libcmocka-dev python3-pytest curl openssl
+DEB_TEST := libcmocka-dev python3-pytest curl openssl npm mmdb-bin tinyproxy-bin microsocks
 DEB_ALL := $(DEB_BUILD) $(DEB_TEST)
 
 CC ?= cc
@@ -63,7 +63,7 @@ deps:
 	else echo "deps: missing packages; run as root:"; echo "  apt-get install -y$$missing"; exit 1; fi
 
 run: deps
-	$(MAKE) all
+	$(MAKE) all geo
 	./$(BUILD)/anonproxy -c anonproxy.json
 
 unit: $(UNIT_BINS)
@@ -85,5 +85,7 @@ install: $(BUILD)/anonproxy
 
 clean:
 	rm -rf $(BUILD)
+
+include mk/geo.mk
 
 -include $(OBJS:.o=.d)
