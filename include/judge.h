@@ -6,8 +6,12 @@
  *
  *   transparent  the caller's real IP (the real_ip query parameter) is the
  *                remote address, or appears in a header value;
- *   anonymous    otherwise, a header reveals that a proxy is in the way
- *                (Via, X-Forwarded-*, Forwarded, Proxy-Connection, ...);
+ *   anonymous    otherwise, a header reveals that a proxy is in the way:
+ *                one of the names proxy checkers look for (Via,
+ *                X-Forwarded-*, Forwarded, Proxy-Connection, ...), a name
+ *                containing "proxy" (X-Tinyproxy), or the word "proxy" in a
+ *                header browsers fill from a fixed vocabulary (Connection,
+ *                Cache-Control, ...; never User-Agent, Referer or Cookie);
  *   elite        neither: the request looks like a browser's, sent directly.
  *
  * Endpoints: GET / and GET /?real_ip=IP, the target in origin-form or in
@@ -19,7 +23,13 @@
  *    "verdict": "anonymous",
  *    "reasons": [{"header": "Via", "value": "1.1 x", "why": "..."}]}
  *
- * A reason about the remote address itself has "header": null.
+ * A reason about the remote address itself has "header": null. The real IP
+ * matches whole address tokens only: "1.2.3.45" does not hold 1.2.3.4. Host
+ * is not searched: it names the judge.
+ * Limits: a head of 64 KiB and 200 fields (else 431), 10 s for a whole head
+ * and for flushing a response, 1024 connections. Keep-alive for HTTP/1.1;
+ * pipelined requests are answered in order. A request body is never read:
+ * the connection closes after answering such a request.
  * The judge runs on a caller's libevent loop, so the proxy can embed one.
  */
 #ifndef ANONPROXY_JUDGE_H

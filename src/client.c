@@ -25,6 +25,7 @@
 #include "http_parser.h"
 #include "log.h"
 #include "policy.h"
+#include "route.h"
 #include "target.h"
 #include "tunnel.h"
 
@@ -48,13 +49,17 @@ typedef enum response_state {
 typedef struct client {
     worker_conn link;
     worker *w;
-    const policy *policy;           /* the listener's mode */
+    const listen_config *listener;
+    const policy *policy;           /* the current request's mode (route's, else listener's) */
     char peer_ip[INET6_ADDRSTRLEN]; /* for $client_ip */
     char peer_port[6];
     struct bufferevent *cbev;       /* the client */
     struct bufferevent *ubev;       /* the origin; may outlive one exchange */
     char up_host[TARGET_MAX_HOST + 1];
     unsigned up_port;
+    char up_authority[TARGET_MAX_HOST + 8]; /* host[:port] as the client wrote it */
+    route up_route;                 /* how ubev was obtained: direct or which country */
+    connect_result up;              /* what ubev goes through (up.bev unused) */
     int up_reused;                  /* ubev already served an exchange */
     connect_req *connecting;
     struct event *timer;            /* head deadline, idle, linger */
@@ -192,6 +197,30 @@ static void origin_read_cb(struct bufferevent *bev, void *arg);
 static void origin_write_cb(struct bufferevent *bev, void *arg);
 static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* Copies the request head out (it is kept: a reused connection that turns
+ * out to have been closed by the origin gets it again on a new one). Toward
+ * an HTTP proxy exit the target goes in absolute-form, followed by that
+ * proxy's own credentials. */
+static void write_request_head(client *c, struct evbuffer *out)
+{
+    size_t len = evbuffer_get_length(c->request_head);
+    const char *head = (const char *)evbuffer_pullup(c->request_head, -1);
+    const hop *proxy = c->up.http_proxy;
+    if (!proxy) {
+        evbuffer_add(out, head, len);
+        return;
+    }
+    const char *space = memchr(head, ' ', len);
+    size_t method_len = (size_t)(space - head) + 1;
+    evbuffer_add(out, head, method_len);
+    evbuffer_add_printf(out, "http://%s", c->up_authority);
+    /* Everything up to the final empty line, then the credentials. */
+    evbuffer_add(out, head + method_len, len - method_len - 2);
+    if (proxy->proxy_auth)
+        evbuffer_add_printf(out, "Proxy-Authorization: %s\r\n", proxy->proxy_auth);
+    evbuffer_add(out, "\r\n", 2);
+}
+
 /* The origin connection is ready: send the head and start both bodies. */
 static int send_request(client *c)
 {
@@ -209,16 +238,12 @@ static int send_request(client *c)
     bufferevent_setwatermark(c->ubev, EV_WRITE, cfg->limits.buffer_bytes / 2, 0);
     bufferevent_set_timeouts(c->ubev, &io, &io);
     bufferevent_set_timeouts(c->cbev, &io, &io);
-    /* A copy, so that the head can be sent again if a reused connection
-     * turns out to have been closed by the origin. */
-    size_t head_len = evbuffer_get_length(c->request_head);
-    evbuffer_add(bufferevent_get_output(c->ubev), evbuffer_pullup(c->request_head, -1), head_len);
+    write_request_head(c, bufferevent_get_output(c->ubev));
     bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
     return pump_request_body(c);
 }
 
-static void connected_cb(struct bufferevent *bev, int reused, int status, const char *detail,
-                         void *arg)
+static void connected_cb(const connect_result *res, int status, const char *detail, void *arg)
 {
     client *c = arg;
     c->connecting = NULL;
@@ -226,8 +251,10 @@ static void connected_cb(struct bufferevent *bev, int reused, int status, const 
         fail_request(c, status, detail);
         return;
     }
-    c->ubev = bev;
-    c->up_reused = reused;
+    c->ubev = res->bev;
+    c->up = *res;
+    c->up.bev = NULL;
+    c->up_reused = res->reused;
     if (c->is_connect)
         tunnel_established(c);
     else
@@ -241,7 +268,8 @@ static int start_connect(client *c)
      * body would otherwise pile up in memory. */
     bufferevent_disable(c->cbev, EV_READ);
     int may_reuse = !c->is_connect && c->w->cfg->reuse == REUSE_SHARED;
-    c->connecting = connector_start(c->w, c->up_host, c->up_port, may_reuse, connected_cb, c);
+    c->connecting = connector_start(c->w, &c->up_route, c->up_host, c->up_port, c->is_connect,
+                                    may_reuse, c->peer_ip, connected_cb, c);
     if (!c->connecting)
         return fail_request(c, 500, "out of memory");
     return 0;
@@ -274,7 +302,7 @@ static int exchange_done(client *c)
     if (!origin_clean) {
         free_origin(c);
     } else if (cfg->reuse == REUSE_SHARED) {
-        connector_release(c->w, c->up_host, c->up_port, c->ubev);
+        connector_release(c->w, &c->up, c->up_host, c->up_port, c->ubev);
         c->ubev = NULL;
     } else {
         struct timeval idle = ms_tv(cfg->timeouts.idle_ms);
@@ -477,13 +505,33 @@ static int method_is(const http_request *req, const char *m)
     return req->method_len == n && memcmp(req->method, m, n) == 0;
 }
 
-/* Sets the origin to connect to; drops a kept connection to another one. */
-static void set_origin(client *c, const target *t)
+static int same_route(const route *a, const route *b)
 {
-    if (c->ubev && (c->up_port != t->port || strcmp(c->up_host, t->host) != 0))
+    return a->action == b->action && strcmp(a->country, b->country) == 0 &&
+           strcmp(a->session, b->session) == 0;
+}
+
+/* Decides where the request goes (route.h) and sets the origin to reach;
+ * drops a kept connection that leads elsewhere. Returns 0, or -1 with the
+ * request answered (blocked). */
+static int set_origin(client *c, const target *t, const http_request *req)
+{
+    route rt;
+    route_decide(c->w->cfg, c->listener, t->host, req->fields, req->nfields, &rt);
+    c->policy = rt.policy ? rt.policy : c->listener->policy;
+    if (rt.action == ROUTE_BLOCK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "blocked by route %s", rt.why);
+        return fail_request(c, 403, detail);
+    }
+    if (c->ubev && (c->up_port != t->port || strcmp(c->up_host, t->host) != 0 ||
+                    !same_route(&rt, &c->up_route)))
         free_origin(c);
+    c->up_route = rt;
     memcpy(c->up_host, t->host, sizeof c->up_host);
     c->up_port = t->port;
+    snprintf(c->up_authority, sizeof c->up_authority, "%.*s", (int)t->authority_len, t->authority);
+    return 0;
 }
 
 static int handle_connect(client *c, const http_request *req, size_t head_len)
@@ -497,11 +545,11 @@ static int handle_connect(client *c, const http_request *req, size_t head_len)
         return fail_request(c, 403, "CONNECT to this port is not allowed");
     if (count_fields(req, "Content-Length") || count_fields(req, "Transfer-Encoding"))
         return fail_request(c, 400, "a CONNECT request has no body");
-    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
-
     /* A tunnel always gets a connection of its own. */
     free_origin(c);
-    set_origin(c, &t);
+    if (set_origin(c, &t, req) < 0)
+        return -1;
+    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
     c->is_connect = 1;
     return start_connect(c);
 }
@@ -545,11 +593,12 @@ static int handle_request(client *c, const http_request *req, size_t head_len)
     c->upgrading = forward_wants_upgrade(req);
     c->client_minor = req->version_minor;
     c->client_keep_alive = forward_client_keep_alive(req);
+    if (set_origin(c, &t, req) < 0)
+        return -1;
     evbuffer_drain(c->request_head, (size_t)-1);
     policy_vars vars = vars_of(c, t.host);
     forward_request_head(c->request_head, req, &t, c->upgrading, c->policy, &vars);
     body_pump_init(&c->req_body, &framing, 1);
-    set_origin(c, &t);
     /* The head's bytes are no longer needed: req and t point into them. */
     evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
 
@@ -700,6 +749,7 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
         return;
     }
     c->w = w;
+    c->listener = l;
     c->policy = l->policy;
     describe_peer(peer, peer_len, c->peer_ip, c->peer_port);
     c->link.drain = client_drain;

@@ -12,6 +12,7 @@
 #include <limits.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "geoip.h"
 #include "policy.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -28,7 +30,9 @@
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define MAX_WORKERS 256
 #define MAX_TIMEOUT_SECONDS 86400
-#define PATH_LEN 512    /* longer JSON paths are only truncated in messages */
+#define PATH_LEN 512
+#define MAX_HOPS 8
+#define GEOIP_DEFAULT "geo/geo-whois-asn-country.mmdb"              /* a longer chain is a configuration mistake */    /* longer JSON paths are only truncated in messages */
 
 /* A repeated key would silently override; any top-level value is decoded so
  * that a non-object gets our "expected an object" message. */
@@ -149,6 +153,12 @@ static int parse_fields(parser *p, json_t *v, const char *path, const field *fie
     return 0;
 }
 
+/* path + suffix in buf (PATH_LEN bytes); longer paths are only cut in messages. */
+static const char *subpath(char *buf, const char *path, const char *suffix) {
+    if (snprintf(buf, PATH_LEN, "%s%s", path, suffix) >= PATH_LEN) buf[PATH_LEN - 1] = '\0';
+    return buf;
+}
+
 /* ------------------------------------------------------- generic parsers */
 
 static int parse_size(parser *p, json_t *v, const char *path, const field *f, void *obj) {
@@ -194,7 +204,7 @@ static int parse_limits(parser *p, json_t *v, const char *path, const field *f, 
     if (parse_fields(p, v, path, limit_fields, ARRAY_LEN(limit_fields), l) < 0) return -1;
     /* A line longer than the whole head could never be accepted. */
     if (l->max_line_bytes > l->max_header_bytes) {
-        snprintf(child, sizeof(child), "%s.max_line_bytes", path);
+        subpath(child, path, ".max_line_bytes");
         return fail(p, child, "must not exceed max_header_bytes (%zu)", l->max_header_bytes);
     }
     return 0;
@@ -237,6 +247,329 @@ static int parse_dns(parser *p, json_t *v, const char *path, const field *f, voi
     return parse_fields(p, v, path, dns_fields, ARRAY_LEN(dns_fields), &((config *)obj)->dns);
 }
 
+
+/* ---------------------------------------------------------------- exits */
+
+
+static int get_country(parser *p, json_t *v, const char *path, char out[3]) {
+    const char *s = NULL;
+
+    if (get_string(p, v, path, &s) < 0) return -1;
+    if (strlen(s) != 2 || !isalpha((unsigned char)s[0]) || !isalpha((unsigned char)s[1]))
+        return fail(p, path, "\"%s\" is not a two-letter country code (e.g. \"DE\")", s);
+    out[0] = (char)toupper((unsigned char)s[0]);
+    out[1] = (char)toupper((unsigned char)s[1]);
+    out[2] = '\0';
+    return 0;
+}
+
+static int parse_country(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    return get_country(p, v, path, (char *)obj + f->offset);
+}
+
+static int parse_bool(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    if (!json_is_boolean(v)) return fail(p, path, "expected true or false");
+    *(int *)((char *)obj + f->offset) = json_is_true(v);
+    return 0;
+}
+
+static int parse_unsigned(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    long long n = 0;
+
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    *(unsigned *)((char *)obj + f->offset) = (unsigned)n;
+    return 0;
+}
+
+/* Keeps the JSON value itself, for fields checked once their siblings are known. */
+static int parse_json_ref(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    (void)p;
+    (void)path;
+    *(json_t **)((char *)obj + f->offset) = v;
+    return 0;
+}
+
+/* One "upstreams" entry before it becomes an upstream. */
+typedef struct upstream_entry {
+    json_t *url, *chain, *name;
+    char country[3];
+    unsigned weight;
+    char *ca_file;
+} upstream_entry;
+
+static const field upstream_fields[] = {
+    { "url", parse_json_ref, offsetof(upstream_entry, url), 0, 0 },
+    { "chain", parse_json_ref, offsetof(upstream_entry, chain), 0, 0 },
+    { "name", parse_json_ref, offsetof(upstream_entry, name), 0, 0 },
+    { "country", parse_country, offsetof(upstream_entry, country), 0, 0 },
+    { "weight", parse_unsigned, offsetof(upstream_entry, weight), 1, 1000 },
+    { "ca_file", parse_readable_file, offsetof(upstream_entry, ca_file), 0, 0 },
+};
+
+/* Appends an upstream with room for nhops hops; NULL when out of memory. */
+static upstream *add_upstream(parser *p, config *cfg, const char *path, size_t nhops) {
+    upstream_set *set = &cfg->upstreams;
+    upstream *grown = realloc(set->items, (set->n + 1) * sizeof(*grown));
+
+    if (!grown) {
+        fail(p, path, "out of memory");
+        return NULL;
+    }
+    set->items = grown;
+    upstream *u = &set->items[set->n];
+    memset(u, 0, sizeof(*u));
+    u->hops = calloc(nhops, sizeof(*u->hops));
+    if (!u->hops) {
+        fail(p, path, "out of memory");
+        return NULL;
+    }
+    set->n++;
+    u->nhops = nhops;
+    return u;
+}
+
+/* The default name: the URLs without their credentials. */
+static int name_upstream(parser *p, upstream *u, const char *path) {
+    char name[1024];
+    size_t used = 0;
+
+    name[0] = '\0';
+    for (size_t i = 0; i < u->nhops && used < sizeof(name); i++) {
+        const hop *h = &u->hops[i];
+        int v6 = strchr(h->host, ':') != NULL;
+        used += (size_t)snprintf(name + used, sizeof(name) - used, "%s%s://%s%s%s:%u",
+                                 i ? " -> " : "", upstream_proto_name(h->proto), v6 ? "[" : "",
+                                 h->host, v6 ? "]" : "", h->port);
+    }
+    u->name = dup_string(p, path, name);
+    return u->name ? 0 : -1;
+}
+
+static int parse_hop(parser *p, json_t *v, const char *path, const char *ca_file, hop *h) {
+    const char *url = NULL;
+    char reason[512];
+
+    if (get_string(p, v, path, &url) < 0) return -1;
+    if (upstream_parse_hop(url, ca_file, h, reason, sizeof(reason)) < 0)
+        return fail(p, path, "%s", reason);
+    return 0;
+}
+
+static int parse_upstream(parser *p, config *cfg, json_t *v, const char *path) {
+    upstream_entry e;
+    char child[PATH_LEN];
+    const char *name = NULL;
+    int rc = -1;
+
+    memset(&e, 0, sizeof(e));
+    if (parse_fields(p, v, path, upstream_fields, ARRAY_LEN(upstream_fields), &e) < 0) goto out;
+    if (!e.url == !e.chain) {
+        fail(p, path, "needs exactly one of \"url\" and \"chain\"");
+        goto out;
+    }
+    if (e.chain && (!json_is_array(e.chain) || json_array_size(e.chain) == 0 ||
+                    json_array_size(e.chain) > MAX_HOPS)) {
+        subpath(child, path, ".chain");
+        fail(p, child, "expected an array of 1 to %d proxy URLs", MAX_HOPS);
+        goto out;
+    }
+    if (e.name) {
+        subpath(child, path, ".name");
+        if (get_string(p, e.name, child, &name) < 0) goto out;
+    }
+    upstream *u = add_upstream(p, cfg, path, e.chain ? json_array_size(e.chain) : 1);
+    if (!u) goto out;
+    memcpy(u->configured_country, e.country, sizeof(u->configured_country));
+    u->weight = e.weight;
+    for (size_t i = 0; i < u->nhops; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof(suffix), ".chain[%zu]", i);
+        subpath(child, path, e.chain ? suffix : ".url");
+        if (parse_hop(p, e.chain ? json_array_get(e.chain, i) : e.url, child, e.ca_file,
+                      &u->hops[i]) < 0)
+            goto out;
+    }
+    rc = name ? ((u->name = dup_string(p, path, name)) ? 0 : -1) : name_upstream(p, u, path);
+out:
+    free(e.ca_file);
+    return rc;
+}
+
+static int parse_upstreams(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    char item[PATH_LEN];
+    size_t i;
+    json_t *e;
+
+    (void)f;
+    if (!json_is_array(v)) return fail(p, path, "expected an array");
+    json_array_foreach(v, i, e) {
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (parse_upstream(p, obj, e, item) < 0) return -1;
+    }
+    return 0;
+}
+
+/* A proxy list file: one URL a line, blank lines and '#' comments skipped. */
+static int parse_upstreams_file(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    const char *file = NULL;
+    char line[2048], reason[512];
+    int lineno = 0, rc = 0;
+
+    (void)f;
+    if (get_string(p, v, path, &file) < 0) return -1;
+    FILE *fp = fopen(file, "r");
+    if (!fp) return fail(p, path, "cannot read %s: %s", file, strerror(errno));
+    while (rc == 0 && fgets(line, sizeof(line), fp)) {
+        char *s = line, *end;
+        lineno++;
+        while (isspace((unsigned char)*s)) s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+        if (!*s || *s == '#') continue;
+        upstream *u = add_upstream(p, obj, path, 1);
+        if (!u) rc = -1;
+        else if (upstream_parse_hop(s, NULL, &u->hops[0], reason, sizeof(reason)) < 0)
+            rc = fail(p, path, "%s:%d: %s", file, lineno, reason);
+        else
+            rc = name_upstream(p, u, path);
+    }
+    fclose(fp);
+    return rc;
+}
+
+static const char *const strategy_names[] = {
+    [STRATEGY_ROUND_ROBIN] = "round_robin",
+    [STRATEGY_RANDOM] = "random",
+    [STRATEGY_LEAST_LATENCY] = "least_latency",
+    [STRATEGY_STICKY] = "sticky",
+};
+
+static int parse_strategy(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    int i = get_choice(p, v, path, f->key, strategy_names, ARRAY_LEN(strategy_names));
+
+    if (i < 0) return -1;
+    ((config *)obj)->upstreams.strategy = (strategy)i;
+    return 0;
+}
+
+static int parse_outgoing(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    config *cfg = obj;
+    const char *text = NULL;
+    struct sockaddr_in *in = (struct sockaddr_in *)&cfg->outgoing;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&cfg->outgoing;
+
+    (void)f;
+    if (get_string(p, v, path, &text) < 0) return -1;
+    memset(&cfg->outgoing, 0, sizeof(cfg->outgoing));
+    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        cfg->outgoing_len = sizeof(*in);
+    } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        cfg->outgoing_len = sizeof(*in6);
+    } else {
+        return fail(p, path, "\"%s\" is not an IP address", text);
+    }
+    return 0;
+}
+
+/* One "routes" entry before it becomes a route_rule. */
+typedef struct route_entry {
+    json_t *match, *action, *country;
+    char *mode;
+} route_entry;
+
+static const field route_fields[] = {
+    { "match", parse_json_ref, offsetof(route_entry, match), 0, 0 },
+    { "action", parse_json_ref, offsetof(route_entry, action), 0, 0 },
+    { "country", parse_json_ref, offsetof(route_entry, country), 0, 0 },
+    { "mode", parse_owned_string, offsetof(route_entry, mode), 0, 0 },
+};
+
+static int parse_route(parser *p, json_t *v, const char *path, route_rule *r) {
+    static const char *const actions[] = { "direct", "block", "upstream" };
+    route_entry e;
+    char child[PATH_LEN], reason[256];
+    const char *match = NULL;
+    int action = -1;
+
+    memset(&e, 0, sizeof(e));
+    if (parse_fields(p, v, path, route_fields, ARRAY_LEN(route_fields), &e) < 0) goto fail;
+    r->mode = e.mode;
+    e.mode = NULL;
+    subpath(child, path, ".match");
+    if (!e.match) {
+        fail(p, path, "missing \"match\"");
+        goto fail;
+    }
+    if (get_string(p, e.match, child, &match) < 0) goto fail;
+    if (route_parse_match(match, r, reason, sizeof(reason)) < 0) {
+        fail(p, child, "%s", reason);
+        goto fail;
+    }
+    if (!(r->match = dup_string(p, child, match))) goto fail;
+    subpath(child, path, ".country");
+    if (e.country && get_country(p, e.country, child, r->country) < 0) goto fail;
+    subpath(child, path, ".action");
+    if (e.action && (action = get_choice(p, e.action, child, "action", actions, ARRAY_LEN(actions))) < 0)
+        goto fail;
+    if (action < 0) action = e.country ? ROUTE_UPSTREAM : -1;
+    if (action < 0) {
+        fail(p, path, "needs a \"country\" or an \"action\"");
+        goto fail;
+    }
+    if (e.country && action != ROUTE_UPSTREAM) {
+        fail(p, child, "\"%s\" cannot go with a country", actions[action]);
+        goto fail;
+    }
+    r->action = action == 0 ? ROUTE_DIRECT : action == 1 ? ROUTE_BLOCK : ROUTE_UPSTREAM;
+    return 0;
+fail:
+    free(e.mode);
+    return -1;
+}
+
+static int parse_routes(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    config *cfg = obj;
+    char item[PATH_LEN];
+
+    (void)f;
+    if (!json_is_array(v)) return fail(p, path, "expected an array");
+    /* Counted before filling, so config_free() cleans up a partial array. */
+    cfg->nroutes = json_array_size(v);
+    cfg->routes = calloc(cfg->nroutes + 1, sizeof(*cfg->routes));
+    if (!cfg->routes) return fail(p, path, "out of memory");
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (parse_route(p, json_array_get(v, i), item, &cfg->routes[i]) < 0) return -1;
+    }
+    return 0;
+}
+
+/* judge_url must be an http:// URL the health checker can request. */
+static int parse_judge_url(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    target t;
+
+    if (parse_owned_string(p, v, path, f, obj) < 0) return -1;
+    const char *url = *(char **)((char *)obj + f->offset);
+    if (target_parse_absolute(url, strlen(url), &t) < 0 || t.form != TARGET_HTTP)
+        return fail(p, path, "\"%s\" is not an http:// URL", url);
+    return 0;
+}
+
+static const field health_fields[] = {
+    { "interval", parse_timeout, offsetof(health_config, interval_ms), 0, 0 },
+    { "timeout", parse_timeout, offsetof(health_config, timeout_ms), 0, 0 },
+    { "rise", parse_unsigned, offsetof(health_config, rise), 1, 100 },
+    { "fall", parse_unsigned, offsetof(health_config, fall), 1, 100 },
+    { "judge_url", parse_judge_url, offsetof(health_config, judge_url), 0, 0 },
+};
+
+static int parse_health(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    (void)f;
+    return parse_fields(p, v, path, health_fields, ARRAY_LEN(health_fields), &((config *)obj)->health);
+}
+
 /* --------------------------------------------------------------- listen */
 
 static int set_listen_address(parser *p, listen_config *l, const char *path, const char *text) {
@@ -260,6 +593,7 @@ static int parse_listen_address(parser *p, json_t *v, const char *path, const fi
 static const field listen_fields[] = {
     { "address", parse_listen_address, 0, 0, 0 },
     { "mode", parse_owned_string, offsetof(listen_config, mode), 0, 0 },
+    { "country", parse_country, offsetof(listen_config, country), 0, 0 },
 };
 
 static int parse_listen(parser *p, json_t *v, const char *path, const field *f, void *obj) {
@@ -383,6 +717,15 @@ static const field config_fields[] = {
     { "limits", parse_limits, 0, 0, 0 },
     { "timeouts", parse_timeouts, 0, 0, 0 },
     { "dns", parse_dns, 0, 0, 0 },
+    { "upstreams", parse_upstreams, 0, 0, 0 },
+    { "upstreams_file", parse_upstreams_file, 0, 0, 0 },
+    { "strategy", parse_strategy, 0, 0, 0 },
+    { "geoip", parse_owned_string, offsetof(config, geoip_path), 0, 0 },
+    { "outgoing_address", parse_outgoing, 0, 0, 0 },
+    { "routes", parse_routes, 0, 0, 0 },
+    { "country_header", parse_bool, offsetof(config, country_header), 0, 0 },
+    { "failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16 },
+    { "health", parse_health, 0, 0, 0 },
 };
 
 static void set_defaults(config *cfg) {
@@ -404,6 +747,13 @@ static void set_defaults(config *cfg) {
         .io_ms = 60000,
         .tunnel_idle_ms = 300000,
         .shutdown_ms = 10000,
+    };
+    cfg->failover_tries = 3;
+    cfg->health = (health_config){
+        .interval_ms = 30000,
+        .timeout_ms = 5000,
+        .rise = 2,
+        .fall = 2,
     };
 }
 
@@ -482,6 +832,41 @@ static int load_policies(parser *p, config *cfg) {
         l->policy = l->mode ? use_policy(p, cfg, path, l->mode) : global;
         if (!l->policy) return -1;
     }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        route_rule *r = &cfg->routes[i];
+        snprintf(path, sizeof(path), "routes[%zu].mode", i);
+        if (r->mode && !(r->policy = use_policy(p, cfg, path, r->mode))) return -1;
+    }
+    return 0;
+}
+
+/* The country database: an explicit "geoip" must open; the default (the
+ * database `make geo` fetches, beside the config or the build tree) is
+ * optional, and without it exits have only their configured countries. */
+static int open_geoip(parser *p, config *cfg, const char *name) {
+    char reason[512];
+
+    if (!cfg->geoip_path) {
+        char here[PATH_MAX], exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        snprintf(here, sizeof(here), "%s", name);
+        cfg->geoip_path = join_path(dirname(here), GEOIP_DEFAULT);
+        if (cfg->geoip_path && access(cfg->geoip_path, R_OK) != 0 && n > 0) {
+            exe[n] = '\0';
+            free(cfg->geoip_path);
+            cfg->geoip_path = join_path(dirname(exe), "../" GEOIP_DEFAULT);
+        }
+        if (!cfg->geoip_path) return fail(p, "geoip", "out of memory");
+        if (access(cfg->geoip_path, R_OK) != 0) return 0;
+    }
+    cfg->geo = geoip_open(cfg->geoip_path, reason, sizeof(reason));
+    return cfg->geo ? 0 : fail(p, "geoip", "%s", reason);
+}
+
+static int init_upstreams(parser *p, config *cfg) {
+    for (size_t i = 0; i < cfg->upstreams.n; i++)
+        if (upstream_init(&cfg->upstreams.items[i], cfg->geo) < 0)
+            return fail(p, "upstreams", "cannot initialise upstream %zu", i);
     return 0;
 }
 
@@ -509,7 +894,9 @@ static int load_json(json_t *root, const json_error_t *jerr, const char *name, c
         cfg->nlisten = 1;
         if (set_listen_address(&p, cfg->listen, "listen", DEFAULT_LISTEN) < 0) goto out;
     }
-    if (set_default_strings(&p, cfg, name) < 0 || load_policies(&p, cfg) < 0) goto out;
+    if (set_default_strings(&p, cfg, name) < 0 || load_policies(&p, cfg) < 0 ||
+        open_geoip(&p, cfg, name) < 0 || init_upstreams(&p, cfg) < 0)
+        goto out;
     rc = 0;
 out:
     json_decref(root);
@@ -552,6 +939,15 @@ void config_free(config *cfg) {
     free(cfg->mode);
     free(cfg->policies_dir);
     free(cfg->proxy_name);
+    upstream_set_free(&cfg->upstreams);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        free(cfg->routes[i].match);
+        free(cfg->routes[i].mode);
+    }
+    free(cfg->routes);
+    geoip_close(cfg->geo);
+    free(cfg->geoip_path);
+    free(cfg->health.judge_url);
     free(cfg->listen);
     free(cfg->connect_ports);
     free(cfg->path);

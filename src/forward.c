@@ -8,6 +8,7 @@
 static const char *const hop_by_hop[] = {
     "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade",
     "Proxy-Authorization", "Proxy-Authenticate",
+    "X-Anonproxy-Country", /* asks this proxy for an exit: never passed on */
 };
 
 /* Fields a Connection token may never remove: they frame or address the

@@ -32,6 +32,7 @@
 #define JUDGE_MAX_HEAD 65536
 #define JUDGE_MAX_FIELDS 200
 #define JUDGE_MAX_URI 8192
+#define JUDGE_MAX_CONNS 1024    /* each holds up to a head and a response */
 #define JUDGE_TIMEOUT_MS 10000  /* a whole head must arrive, a response must flush */
 /* After a final response, how long to read and discard what the client still
  * sends, so that closing does not reset the connection (and lose the
@@ -81,6 +82,7 @@ struct judge {
     struct evconnlistener *listener;
     geoip *geo;             /* NULL: no database */
     judge_conn *conns;
+    size_t nconns;
     /* Heads are parsed and answered within one callback, so one array serves
      * every connection. */
     http_field fields[JUDGE_MAX_FIELDS];
@@ -169,10 +171,14 @@ static int ip_parse(const char *s, size_t n, ipaddr *ip)
 static int ip_from_sockaddr(const struct sockaddr *sa, ipaddr *ip)
 {
     char buf[INET6_ADDRSTRLEN];
-    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                    : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                    : NULL;
-    if (!a || !inet_ntop(sa->sa_family, a, buf, sizeof buf))
+    const void *a;
+    if (sa->sa_family == AF_INET)
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    else
+        return -1;
+    if (!inet_ntop(sa->sa_family, a, buf, sizeof buf))
         return -1;
     return ip_parse(buf, strlen(buf), ip);
 }
@@ -417,8 +423,8 @@ static char *render_json(const observation *o)
 static void render_text(const observation *o, struct evbuffer *out)
 {
     evbuffer_add_printf(out, "remote_ip: %s\n", o->peer->text);
-    evbuffer_add_printf(out, "country: %s\n",
-                        o->country ? o->country : o->have_geoip ? "unknown" : "(no GeoIP database)");
+    const char *no_country = o->have_geoip ? "unknown" : "(no GeoIP database)";
+    evbuffer_add_printf(out, "country: %s\n", o->country ? o->country : no_country);
     evbuffer_add_printf(out, "real_ip: %s\n", o->real ? o->real->text : "(not given)");
     evbuffer_add_printf(out, "request_line: %.*s\n", (int)o->line_len, o->line);
     evbuffer_add_printf(out, "verdict: %s\n", verdict_name(o->reasons, o->nreasons));
@@ -454,6 +460,7 @@ static void conn_free(judge_conn *c)
         j->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    j->nconns--;
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
@@ -461,11 +468,16 @@ static void conn_free(judge_conn *c)
     free(c);
 }
 
+/* http_reason() knows the proxy's own error statuses; the judge has two more. */
+static const char *reason_phrase(int status)
+{
+    return status == 200 ? "OK" : status == 404 ? "Not Found" : http_reason(status);
+}
+
 static void respond(judge_conn *c, int status, const char *type, const char *body, size_t len,
                     int keep)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found" : http_reason(status);
 
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
@@ -473,8 +485,8 @@ static void respond(judge_conn *c, int status, const char *type, const char *bod
                         "Content-Length: %zu\r\n"
                         "Cache-Control: no-store\r\n"
                         "%s%s\r\n",
-                        status, reason, type, len, status == 405 ? "Allow: GET\r\n" : "",
-                        keep ? "" : "Connection: close\r\n");
+                        status, reason_phrase(status), type, len,
+                        status == 405 ? "Allow: GET\r\n" : "", keep ? "" : "Connection: close\r\n");
     evbuffer_add(out, body, len);
     if (!keep) {
         c->closing = 1;
@@ -485,8 +497,7 @@ static void respond(judge_conn *c, int status, const char *type, const char *bod
 static void respond_error(judge_conn *c, int status, const char *detail, int keep)
 {
     char body[256];
-    int n = snprintf(body, sizeof body, "%d %s: %s\n", status,
-                     status == 404 ? "Not Found" : http_reason(status), detail);
+    int n = snprintf(body, sizeof body, "%d %s: %s\n", status, reason_phrase(status), detail);
     respond(c, status, "text/plain; charset=utf-8", body,
             n < 0 ? 0 : (size_t)n < sizeof body ? (size_t)n : sizeof body - 1, keep);
 }
@@ -677,7 +688,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)len;
     judge *j = arg;
-    judge_conn *c = calloc(1, sizeof *c);
+    judge_conn *c = j->nconns < JUDGE_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
 
     if (!c || ip_from_sockaddr(sa, &c->peer) < 0) {
         free(c);
@@ -689,6 +700,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (j->conns)
         j->conns->prev = c;
     j->conns = c;
+    j->nconns++;
     c->bev = bufferevent_socket_new(j->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(j->base, timer_cb, c);
     if (!c->bev || !c->timer) {

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "geoip.h"
+#include "health.h"
 #include "judge.h"
 #include "log.h"
 #include "policy.h"
@@ -35,6 +36,7 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"geo", geo_main, "look up the country of IP addresses"},
     {"judge", judge_main, "serve a whatismyip judge"},
+    {"upstreams", upstreams_main, "check every upstream once and list it"},
     {"verify", verify_main, "check a proxy's anonymity against a judge"},
     {NULL, NULL, NULL},
 };
@@ -73,14 +75,25 @@ static int serve(const config *cfg)
         log_error("%s", err);
         return 1;
     }
+    health *checker = health_start(cfg, err, sizeof err);
+    if (!checker && cfg->upstreams.n) {
+        log_error("%s", err);
+        workers_stop(ws, cfg->workers);
+        workers_join(ws, cfg->workers);
+        return 1;
+    }
     for (size_t i = 0; i < cfg->nlisten; i++)
         log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
                  policy_name(cfg->listen[i].policy), cfg->workers);
+    if (cfg->upstreams.n && !cfg->geo)
+        log_warn("no GeoIP database (%s): exits have only their configured countries; "
+                 "`make geo` fetches one", cfg->geoip_path);
 
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
              cfg->timeouts.shutdown_ms);
+    health_stop(checker);
     workers_stop(ws, cfg->workers);
     workers_join(ws, cfg->workers);
     log_info("stopped");

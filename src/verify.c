@@ -453,11 +453,11 @@ static int build_get(verifier *v, char *buf, size_t size, const char *target_pre
                      const char *real_ip, const char *extra)
 {
     const char *path = v->judge.path;
+    const char *param = !real_ip ? "" : strchr(path, '?') ? "&real_ip=" : "?real_ip=";
     int n = snprintf(buf, size,
                      "GET %s%s%s%s HTTP/1.1\r\n"
                      "Host: %s\r\n" BROWSER_HEADERS "%s\r\n",
-                     target_prefix, path, real_ip ? (strchr(path, '?') ? "&real_ip=" : "?real_ip=") : "",
-                     real_ip ? real_ip : "", v->judge.authority, extra);
+                     target_prefix, path, param, real_ip ? real_ip : "", v->judge.authority, extra);
     if (n < 0 || (size_t)n >= size)
         return fail(v, "request too long");
     return n;
@@ -732,11 +732,36 @@ static int parse_options(verifier *v, int argc, char **argv, const char **judge_
     return 0;
 }
 
+static const char *const path_names[2] = {"http", "connect"};
+
+/* The --json report. Returns 0 or -1. */
+static int print_json_report(const char *judge_text, int in_process, const char *real_ip,
+                             int expect, json_t *const paths[2], int ok)
+{
+    json_t *root = json_pack("{s:s, s:b, s:s, s:s, s:[], s:b}", "judge", judge_text,
+                             "judge_in_process", in_process, "real_ip", real_ip, "expect",
+                             levels[expect], "paths", "ok", ok);
+    int rc = root ? 0 : -1;
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        json_t *p = json_pack("{s:s, s:O, s:O?, s:O, s:O}", "path", path_names[i], "exit_ip",
+                              json_object_get(paths[i], "remote_ip"), "country",
+                              json_object_get(paths[i], "country"), "verdict",
+                              json_object_get(paths[i], "verdict"), "leaks",
+                              json_object_get(paths[i], "reasons"));
+        rc = p ? json_array_append_new(json_object_get(root, "paths"), p) : -1;
+    }
+    if (rc == 0)
+        rc = json_dumpf(root, stdout, JSON_INDENT(2));
+    if (rc == 0)
+        putchar('\n');
+    json_decref(root);
+    return rc;
+}
+
 /* Runs the three checks and reports. Returns the exit status. */
 static int run(verifier *v, const char *judge_url, int expect, int json)
 {
     json_t *direct = NULL, *paths[2] = {NULL, NULL};
-    static const char *const names[2] = {"http", "connect"};
     static const char *const labels[2] = {"absolute-form GET through the proxy",
                                           "GET inside a CONNECT tunnel"};
     char judge_text[2400];
@@ -745,7 +770,7 @@ static int run(verifier *v, const char *judge_url, int expect, int json)
     snprintf(judge_text, sizeof judge_text, "http://%s%s", v->judge.authority, v->judge.path);
     if (!json)
         printf("judge: %s%s\n", judge_text,
-               judge_url ? "" : " (started in-process on 127.0.0.1: the proxy must reach loopback)");
+               judge_url ? "" : " (started in-process on 127.0.0.1: the proxy must reach it)");
     if (!(direct = check_direct(v)))
         goto out;
     const char *real_ip = json_string_value(json_object_get(direct, "remote_ip"));
@@ -756,35 +781,20 @@ static int run(verifier *v, const char *judge_url, int expect, int json)
         if (!paths[i])
             goto out;
         if (!json)
-            print_path(names[i], labels[i], paths[i]);
+            print_path(path_names[i], labels[i], paths[i]);
     }
 
     int ok = level_of(paths[0]) >= expect && level_of(paths[1]) >= expect;
     int same_exit = 0;
-    for (int i = 0; i < 2; i++)
-        same_exit |= strcmp(json_string_value(json_object_get(paths[i], "remote_ip")), real_ip) == 0;
+    for (int i = 0; i < 2; i++) {
+        const char *exit_ip = json_string_value(json_object_get(paths[i], "remote_ip"));
+        same_exit |= strcmp(exit_ip, real_ip) == 0;
+    }
     if (json) {
-        json_t *root = json_pack("{s:s, s:b, s:s, s:s, s:[], s:b}", "judge", judge_text,
-                                 "judge_in_process", judge_url == NULL, "real_ip", real_ip,
-                                 "expect", levels[expect], "paths", "ok", ok);
-        for (int i = 0; root && i < 2; i++) {
-            json_t *p = json_pack("{s:s, s:O, s:O?, s:O, s:O}", "path", names[i], "exit_ip",
-                                  json_object_get(paths[i], "remote_ip"), "country",
-                                  json_object_get(paths[i], "country"), "verdict",
-                                  json_object_get(paths[i], "verdict"), "leaks",
-                                  json_object_get(paths[i], "reasons"));
-            if (!p || json_array_append_new(json_object_get(root, "paths"), p) < 0) {
-                json_decref(root);
-                root = NULL;
-            }
-        }
-        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) < 0) {
-            json_decref(root);
+        if (print_json_report(judge_text, judge_url == NULL, real_ip, expect, paths, ok) < 0) {
             fail(v, "cannot write the JSON report");
             goto out;
         }
-        putchar('\n');
-        json_decref(root);
     } else {
         if (same_exit)
             printf("note: the exit IP equals the real IP, so the judge cannot tell the proxy "
@@ -792,7 +802,7 @@ static int run(verifier *v, const char *judge_url, int expect, int json)
         printf("result: %s, expected at least %s", ok ? "OK" : "FAIL", levels[expect]);
         for (int i = 0; i < 2; i++)
             if (level_of(paths[i]) < expect)
-                printf("; %s is %s", names[i], levels[level_of(paths[i])]);
+                printf("; %s is %s", path_names[i], levels[level_of(paths[i])]);
         putchar('\n');
     }
     rc = ok ? 0 : 1;
