@@ -102,7 +102,11 @@ typedef struct config {
     socklen_t outgoing_len;   /* 0 = let the system choose */
     int country_header;       /* "country_header": honour X-Anonproxy-Country, default false */
     unsigned failover_tries;  /* "failover_tries": upstreams tried per request, default 3 */
-    health_config health;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
+    health_config health;
+
+    char *judge_address;      /* "judge": also serve a judge (judge.h) on this address (owned) */
+    struct sockaddr_storage judge_addr;
+    socklen_t judge_addr_len;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
 } config;
 
 /* Loads and validates `path`. On success returns 0 and fills *cfg (free with

@@ -55,6 +55,7 @@ typedef struct worker {
     worker_conn conns;            /* list head (sentinel) */
     size_t nconns;
     struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */
+    struct judge *judge;          /* worker 0 serves the configured judge, if any */
     http_field *scratch_fields;   /* limits.max_headers entries: heads are parsed and
                                    * passed on within one callback, so one array serves
                                    * every connection of the worker */

@@ -570,6 +570,19 @@ static int parse_health(parser *p, json_t *v, const char *path, const field *f, 
     return parse_fields(p, v, path, health_fields, ARRAY_LEN(health_fields), &((config *)obj)->health);
 }
 
+static int parse_judge(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+    config *cfg = obj;
+    const char *text = NULL;
+    char reason[256];
+
+    (void)f;
+    if (get_string(p, v, path, &text) < 0) return -1;
+    if (config_parse_address(text, &cfg->judge_addr, &cfg->judge_addr_len, reason, sizeof(reason)) < 0)
+        return fail(p, path, "%s", reason);
+    cfg->judge_address = dup_string(p, path, text);
+    return cfg->judge_address ? 0 : -1;
+}
+
 /* --------------------------------------------------------------- listen */
 
 static int set_listen_address(parser *p, listen_config *l, const char *path, const char *text) {
@@ -726,6 +739,7 @@ static const field config_fields[] = {
     { "country_header", parse_bool, offsetof(config, country_header), 0, 0 },
     { "failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16 },
     { "health", parse_health, 0, 0, 0 },
+    { "judge", parse_judge, 0, 0, 0 },
 };
 
 static void set_defaults(config *cfg) {
@@ -948,6 +962,7 @@ void config_free(config *cfg) {
     geoip_close(cfg->geo);
     free(cfg->geoip_path);
     free(cfg->health.judge_url);
+    free(cfg->judge_address);
     free(cfg->listen);
     free(cfg->connect_ports);
     free(cfg->path);

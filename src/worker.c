@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "connector.h"
+#include "judge.h"
 #include "log.h"
 
 #define LISTEN_BACKLOG 1024
@@ -105,6 +106,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     upstream_pool_free(w->pool);
     w->pool = NULL;
+    if (w->judge) {
+        judge_free(w->judge);
+        w->judge = NULL;
+    }
     /* Idle connections close now; busy ones close after their exchange. */
     for (worker_conn *c = w->conns.next, *next; c != &w->conns; c = next) {
         next = c->next;
@@ -135,6 +140,8 @@ static void worker_free(worker *w)
             evconnlistener_free(w->listeners[i].evl);
     free(w->listeners);
     upstream_pool_free(w->pool);
+    if (w->judge)
+        judge_free(w->judge);
     if (w->dns)
         evdns_base_free(w->dns, 0);
     if (w->wake_ev)
@@ -238,6 +245,15 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
         }
         evconnlistener_set_error_cb(wl->evl, accept_error_cb);
         w->nlisteners = i + 1;
+    }
+    if (id == 0 && cfg->judge_address) {
+        char reason[256];
+        w->judge = judge_start(w->base, (const struct sockaddr *)&cfg->judge_addr, cfg->judge_addr_len,
+                               cfg->geo ? cfg->geoip_path : NULL, reason, sizeof reason);
+        if (!w->judge) {
+            snprintf(err, errlen, "judge: %s", reason);
+            return -1;
+        }
     }
     return 0;
 }
