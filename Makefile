@@ -7,7 +7,7 @@ PYTHON ?= /usr/bin/python3
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 # Debian packages the build, the tests and `make run` need.
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev
-DEB_TEST := libcmocka-dev python3-pytest curl openssl npm mmdb-bin tinyproxy-bin microsocks
+DEB_TEST := libcmocka-dev python3-pytest curl openssl npm mmdb-bin tinyproxy-bin microsocks squid privoxy
 DEB_ALL := $(DEB_BUILD) $(DEB_TEST)
 
 CC ?= cc

@@ -28,6 +28,11 @@ dial *dial_start(struct event_base *base, struct evdns_base *dns, const config *
                  const char *host, unsigned port, unsigned timeout_ms, int loop_guard,
                  dial_cb cb, void *arg);
 
+/* A resolver for base from dns.resolv_conf and dns.hosts (the system files
+ * by default). A missing system resolv.conf is not fatal (libevent then asks
+ * 127.0.0.1); a configured file that cannot be used is. NULL with err. */
+struct evdns_base *dial_dns_new(struct event_base *base, const config *cfg, char *err, size_t errlen);
+
 /* Abandons a dial whose callback has not run yet; the callback never runs. */
 void dial_cancel(dial *d);
 

@@ -293,6 +293,31 @@ dial *dial_start(struct event_base *base, struct evdns_base *dns, const config *
     return d;
 }
 
+struct evdns_base *dial_dns_new(struct event_base *base, const config *cfg, char *err, size_t errlen)
+{
+    const dns_config *dns = &cfg->dns;
+    const char *resolv = dns->resolv_conf ? dns->resolv_conf : "/etc/resolv.conf";
+    const char *hosts = dns->hosts ? dns->hosts : "/etc/hosts";
+    struct evdns_base *r = evdns_base_new(base, 0);
+
+    if (!r) {
+        snprintf(err, errlen, "cannot set up the DNS resolver");
+        return NULL;
+    }
+    int rc = evdns_base_resolv_conf_parse(r, DNS_OPTIONS_ALL & ~DNS_OPTION_HOSTSFILE, resolv);
+    if (rc != 0 && (dns->resolv_conf || rc != 1)) {
+        snprintf(err, errlen, "dns.resolv_conf: cannot use %s (libevent error %d)", resolv, rc);
+        evdns_base_free(r, 0);
+        return NULL;
+    }
+    if (evdns_base_load_hosts(r, hosts) != 0 && dns->hosts) {
+        snprintf(err, errlen, "dns.hosts: cannot load %s", hosts);
+        evdns_base_free(r, 0);
+        return NULL;
+    }
+    return r;
+}
+
 void dial_cancel(dial *d)
 {
     dial_free(d);

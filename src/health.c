@@ -64,7 +64,7 @@ typedef struct probe {
     checker *c;
     upstream *u;
     unsigned successes, failures;  /* consecutive results, capped at rise / fall */
-    int state;                     /* what this checker last decided: -1 nothing yet, 0 down, 1 up */
+    int state;                     /* as last known here: -1 nothing decided yet, 0 down, 1 up */
 
     /* The check in flight. At most one of dial, walk and bev is set. */
     int busy;
@@ -135,7 +135,8 @@ static void record(probe *p, const char *why, unsigned ms)
     const checker *c = p->c;
     upstream *u = p->u;
 
-    if (p->state == 1 && !atomic_load(&u->healthy)) {
+    /* Only the checker stores 0 with state 0: any other 0 is a worker's. */
+    if (p->state != 0 && !atomic_load(&u->healthy)) {
         log_info("upstream %s is down: a connection through it failed", u->name);
         p->state = 0;
         p->successes = 0;
@@ -158,7 +159,9 @@ static void record(probe *p, const char *why, unsigned ms)
     p->failures = 0;
     if (p->successes < c->rise)
         p->successes++;
-    atomic_store(&u->latency_ms, ms ? ms : 1); /* 0 would mean "not measured" */
+    if (ms == 0)
+        ms = 1; /* 0 means "not measured" */
+    atomic_store(&u->latency_ms, ms);
     /* Stored only on the way up, so a concurrent upstream_mark_down is never
      * overwritten by an upstream that is already up. */
     if (p->successes < c->rise || p->state == 1)
@@ -446,10 +449,9 @@ static void check_start(probe *p)
     p->busy = 1;
     c->running++;
     clock_gettime(CLOCK_MONOTONIC, &p->started);
-    evtimer_add(p->deadline, &timeout);
-    p->dial = dial_start(c->base, c->dns, c->cfg, first->host, first->port,
-                         c->cfg->health.timeout_ms, 0, on_dialled, p);
-    if (!p->dial)
+    if (evtimer_add(p->deadline, &timeout) < 0 ||
+        !(p->dial = dial_start(c->base, c->dns, c->cfg, first->host, first->port,
+                               c->cfg->health.timeout_ms, 0, on_dialled, p)))
         check_failed(p, "out of memory");
 }
 
@@ -483,29 +485,6 @@ static void checker_fini(checker *c)
 /* A resolver from dns.resolv_conf and dns.hosts, with the workers' rules: a
  * missing system resolv.conf is not fatal (libevent then asks 127.0.0.1),
  * a configured file that cannot be used is. */
-static int checker_dns(checker *c, char *err, size_t errlen)
-{
-    const dns_config *dns = &c->cfg->dns;
-    const char *resolv = dns->resolv_conf ? dns->resolv_conf : "/etc/resolv.conf";
-    const char *hosts = dns->hosts ? dns->hosts : "/etc/hosts";
-
-    c->dns = evdns_base_new(c->base, 0);
-    if (!c->dns) {
-        snprintf(err, errlen, "health checks: cannot set up the DNS resolver");
-        return -1;
-    }
-    int rc = evdns_base_resolv_conf_parse(c->dns, DNS_OPTIONS_ALL & ~DNS_OPTION_HOSTSFILE, resolv);
-    if (rc != 0 && (dns->resolv_conf || rc != 1)) {
-        snprintf(err, errlen, "dns.resolv_conf: cannot use %s (libevent error %d)", resolv, rc);
-        return -1;
-    }
-    if (evdns_base_load_hosts(c->dns, hosts) != 0 && dns->hosts) {
-        snprintf(err, errlen, "dns.hosts: cannot load %s", hosts);
-        return -1;
-    }
-    return 0;
-}
-
 static int checker_init(checker *c, const config *cfg, unsigned rise, unsigned fall, char *err,
                         size_t errlen)
 {
@@ -532,7 +511,7 @@ static int checker_init(checker *c, const config *cfg, unsigned rise, unsigned f
         snprintf(err, errlen, "health checks: cannot create an event loop");
         return -1;
     }
-    if (checker_dns(c, err, errlen) < 0) {
+    if (!(c->dns = dial_dns_new(c->base, cfg, err, errlen))) {
         checker_fini(c);
         return -1;
     }
@@ -569,7 +548,8 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
     health *h = arg;
     struct timeval interval = ms_to_tv(h->c.cfg->health.interval_ms);
     checker_round(&h->c);
-    evtimer_add(h->round_ev, &interval);
+    if (evtimer_add(h->round_ev, &interval) < 0)
+        log_error("health checks stopped: cannot schedule the next round");
 }
 
 static void *health_run(void *arg)
@@ -595,8 +575,11 @@ static void health_free(health *h)
 
 health *health_start(const config *cfg, char *err, size_t errlen)
 {
-    if (cfg->upstreams.n == 0)
+    if (cfg->upstreams.n == 0) {
+        if (errlen)
+            err[0] = '\0';
         return NULL;
+    }
     health *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "health checks: out of memory");
@@ -706,40 +689,56 @@ static json_t *upstream_report(upstream *u)
                      "verdict", string_or_null(verdict));
 }
 
-/* A report field as the table shows it. */
-static void cell_text(const json_t *v, const char *key, char *out, size_t outlen)
+/* The table's columns: heading and report field. */
+static const struct column {
+    const char *head, *key;
+} columns[] = {
+    {"NAME", "name"},     {"URL", "url"},           {"COUNTRY", "country"}, {"SOURCE", "source"},
+    {"HEALTH", "health"}, {"LATENCY", "latency_ms"}, {"EXIT IP", "exit_ip"}, {"VERDICT", "verdict"},
+};
+enum { NCOLUMNS = sizeof columns / sizeof *columns };
+
+/* A report field as the table shows it; num holds a formatted number. */
+static const char *cell_text(const json_t *row, const char *key, char num[24])
 {
-    const json_t *f = json_object_get(v, key);
-    if (json_is_integer(f))
-        snprintf(out, outlen, "%lld ms", (long long)json_integer_value(f));
-    else
-        snprintf(out, outlen, "%s", json_is_string(f) ? json_string_value(f) : "-");
+    const json_t *f = json_object_get(row, key);
+    if (json_is_integer(f)) {
+        snprintf(num, 24, "%lld ms", (long long)json_integer_value(f));
+        return num;
+    }
+    return json_is_string(f) ? json_string_value(f) : "-";
+}
+
+static void print_cells(const char *const cells[NCOLUMNS], const size_t width[NCOLUMNS])
+{
+    for (int k = 0; k < NCOLUMNS - 1; k++)
+        printf("%-*s  ", (int)width[k], cells[k]);
+    printf("%s\n", cells[NCOLUMNS - 1]);
 }
 
 static void print_table(const json_t *rows)
 {
-    static const char *const heads[] = {"NAME", "URL", "COUNTRY", "SOURCE", "HEALTH", "LATENCY", "EXIT IP", "VERDICT"};
-    static const char *const keys[] = {"name", "url", "country", "source", "health", "latency_ms", "exit_ip", "verdict"};
-    enum { NCOLS = sizeof keys / sizeof *keys };
-    size_t width[NCOLS], i;
+    const char *cells[NCOLUMNS];
+    char nums[NCOLUMNS][24];
+    size_t width[NCOLUMNS], i;
     const json_t *row;
-    char cell[4096];
 
-    for (int k = 0; k < NCOLS; k++)
-        width[k] = strlen(heads[k]);
+    for (int k = 0; k < NCOLUMNS; k++) {
+        cells[k] = columns[k].head;
+        width[k] = strlen(cells[k]);
+    }
     json_array_foreach (rows, i, row)
-        for (int k = 0; k < NCOLS; k++) {
-            cell_text(row, keys[k], cell, sizeof cell);
-            if (strlen(cell) > width[k])
-                width[k] = strlen(cell);
+        for (int k = 0; k < NCOLUMNS; k++) {
+            size_t n = strlen(cell_text(row, columns[k].key, nums[k]));
+            if (n > width[k])
+                width[k] = n;
         }
-    for (int k = 0; k < NCOLS; k++)
-        printf("%-*s%s", k < NCOLS - 1 ? (int)width[k] : 0, heads[k], k < NCOLS - 1 ? "  " : "\n");
-    json_array_foreach (rows, i, row)
-        for (int k = 0; k < NCOLS; k++) {
-            cell_text(row, keys[k], cell, sizeof cell);
-            printf("%-*s%s", k < NCOLS - 1 ? (int)width[k] : 0, cell, k < NCOLS - 1 ? "  " : "\n");
-        }
+    print_cells(cells, width);
+    json_array_foreach (rows, i, row) {
+        for (int k = 0; k < NCOLUMNS; k++)
+            cells[k] = cell_text(row, columns[k].key, nums[k]);
+        print_cells(cells, width);
+    }
 }
 
 static void upstreams_usage(FILE *out)

@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "connector.h"
+#include "dial.h"
 #include "judge.h"
 #include "log.h"
 
@@ -174,32 +175,6 @@ static int probe_address(const listen_config *l, char *err, size_t errlen)
     return 0;
 }
 
-/* A resolver from dns.resolv_conf and dns.hosts (the system files by default). */
-static int dns_init(worker *w, char *err, size_t errlen)
-{
-    const dns_config *dns = &w->cfg->dns;
-    const char *resolv = dns->resolv_conf ? dns->resolv_conf : "/etc/resolv.conf";
-    const char *hosts = dns->hosts ? dns->hosts : "/etc/hosts";
-
-    w->dns = evdns_base_new(w->base, 0);
-    if (!w->dns) {
-        snprintf(err, errlen, "cannot set up the DNS resolver");
-        return -1;
-    }
-    /* A missing system resolv.conf is not fatal (libevent then asks
-     * 127.0.0.1); a configured one that cannot be used is. */
-    int rc = evdns_base_resolv_conf_parse(w->dns, DNS_OPTIONS_ALL & ~DNS_OPTION_HOSTSFILE, resolv);
-    if (rc != 0 && (dns->resolv_conf || rc != 1)) {
-        snprintf(err, errlen, "dns.resolv_conf: cannot use %s (libevent error %d)", resolv, rc);
-        return -1;
-    }
-    if (evdns_base_load_hosts(w->dns, hosts) != 0 && dns->hosts) {
-        snprintf(err, errlen, "dns.hosts: cannot load %s", hosts);
-        return -1;
-    }
-    return 0;
-}
-
 static int worker_init(worker *w, unsigned id, const config *cfg, char *err, size_t errlen)
 {
     w->id = id;
@@ -222,7 +197,7 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
         snprintf(err, errlen, "cannot set up worker %u: %s", id, strerror(errno));
         return -1;
     }
-    if (dns_init(w, err, errlen) < 0)
+    if (!(w->dns = dial_dns_new(w->base, cfg, err, errlen)))
         return -1;
     w->wake_ev = event_new(w->base, w->wake_fds[0], EV_READ | EV_PERSIST, wake_cb, w);
     w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
