@@ -38,11 +38,11 @@ typedef void (*connect_cb)(const connect_result *res, int status, const char *de
 /* Starts getting a connection to host:port along route rt: direct, or
  * through a healthy upstream of the route's country with failover to
  * others of that country (failover_tries). tunnel: the request is CONNECT.
- * may_reuse allows an idle pooled connection (direct only). sticky is the
- * client's address, used for sticky selection when rt has no session.
+ * may_reuse allows an idle pooled connection (direct only). client is the
+ * client's address, for the sticky strategy when rt has no session.
  * Returns NULL only when out of memory. */
 connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
-                             int tunnel, int may_reuse, const char *sticky, connect_cb cb, void *arg);
+                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg);
 
 /* Abandons a request whose callback has not run yet; the callback never runs. */
 void connector_cancel(connect_req *r);

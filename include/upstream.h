@@ -99,9 +99,10 @@ unsigned upstream_pack_country(const char *cc);
 void upstream_country(const upstream *u, char cc[3]);
 
 /* Picks a healthy upstream whose country is cc (NULL: any country), skipping
- * the `navoid` already tried for this request. sticky_key (may be NULL) is
- * hashed for STRATEGY_STICKY. Returns NULL when none is left. */
-upstream *upstream_pick(upstream_set *s, const char *cc, const char *sticky_key,
+ * the `navoid` already tried for this request. A session id (may be NULL)
+ * pins the exit whatever the strategy; STRATEGY_STICKY without one pins by
+ * the client's address. Returns NULL when none is left. */
+upstream *upstream_pick(upstream_set *s, const char *cc, const char *session, const char *client,
                         upstream *const *avoid, size_t navoid);
 
 /* Marks u down after a failed connect or handshake; health checks bring it back. */

@@ -23,7 +23,7 @@ struct connect_req {
     char host[TARGET_MAX_HOST + 1];
     unsigned port;
     int tunnel;                      /* CONNECT: the exit must open a tunnel */
-    char sticky[80];                 /* session id, else client address */
+    char client[64];                 /* the client's address, for sticky selection */
     dial *dialing;
     chain_walk *walking;
     upstream *current;               /* the upstream being tried */
@@ -144,15 +144,19 @@ static void try_upstream(connect_req *r, const char *last_failure)
     const config *cfg = r->w->cfg;
     const char *cc = r->rt.country[0] ? r->rt.country : NULL;
     upstream *u = r->ntried < cfg->failover_tries
-                      ? upstream_pick((upstream_set *)&cfg->upstreams, cc, r->sticky, r->tried, r->ntried)
+                      ? upstream_pick((upstream_set *)&cfg->upstreams, cc,
+                                      r->rt.session[0] ? r->rt.session : NULL, r->client, r->tried,
+                                      r->ntried)
                       : NULL;
     if (!u) {
+        char where[32] = "", why[sizeof r->detail];
+        if (cc)
+            snprintf(where, sizeof where, " in country %s", cc);
         if (r->ntried)
-            conclude(r, 502, "no exit could be reached (last failure: %s)", last_failure);
-        else if (cc)
-            conclude(r, 502, "no healthy exit in country %s", cc);
+            snprintf(why, sizeof why, "no exit%s could be reached (last failure: %s)", where, last_failure);
         else
-            conclude(r, 502, "no healthy exit%s", "");
+            snprintf(why, sizeof why, "no healthy exit%s", where);
+        conclude(r, 502, "%s", why);
         return;
     }
     r->current = u;
@@ -268,7 +272,7 @@ void connector_release(worker *w, const connect_result *how, const char *host, u
 /* ---- entry points ------------------------------------------------------ */
 
 connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
-                             int tunnel, int may_reuse, const char *sticky, connect_cb cb, void *arg)
+                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg)
 {
     connect_req *r = calloc(1, sizeof *r);
     if (!r || !(r->later = event_new(w->base, -1, 0, on_later, r))) {
@@ -280,7 +284,7 @@ connect_req *connector_start(worker *w, const route *rt, const char *host, unsig
     snprintf(r->host, sizeof r->host, "%s", host);
     r->port = port;
     r->tunnel = tunnel;
-    snprintf(r->sticky, sizeof r->sticky, "%s", rt->session[0] ? rt->session : sticky);
+    snprintf(r->client, sizeof r->client, "%s", client);
     r->cb = cb;
     r->arg = arg;
 

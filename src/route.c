@@ -135,18 +135,25 @@ static int requested_country(const config *cfg, const http_field *fields, size_t
 void route_decide(const config *cfg, const listen_config *l, const char *host,
                   const http_field *fields, size_t nfields, route *out)
 {
-    const route_rule *matched = NULL;
+    const route_rule *matched = NULL, *blocked = NULL;
     memset(out, 0, sizeof *out);
 
-    for (size_t i = 0; i < cfg->nroutes && !matched; i++)
-        if (route_matches(&cfg->routes[i], host))
-            matched = &cfg->routes[i];
+    /* A block anywhere in the list wins; otherwise the first match counts. */
+    for (size_t i = 0; i < cfg->nroutes && !blocked; i++) {
+        const route_rule *r = &cfg->routes[i];
+        if (!route_matches(r, host))
+            continue;
+        if (r->action == ROUTE_BLOCK)
+            blocked = r;
+        else if (!matched)
+            matched = r;
+    }
     if (matched)
         out->policy = matched->policy;
 
-    if (matched && matched->action == ROUTE_BLOCK) {
+    if (blocked) {
         out->action = ROUTE_BLOCK;
-        out->why = matched->match;
+        out->why = blocked->match;
     } else if (requested_country(cfg, fields, nfields, out)) {
         out->action = ROUTE_UPSTREAM;
         out->why = "the request";

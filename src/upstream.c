@@ -13,10 +13,9 @@
 static const struct {
     const char *scheme;
     hop_proto proto;
-    unsigned default_port;
 } schemes[] = {
-    {"http", HOP_HTTP, 8080},     {"https", HOP_HTTPS, 443},      {"socks5", HOP_SOCKS5, 1080},
-    {"socks5h", HOP_SOCKS5H, 1080}, {"socks4a", HOP_SOCKS4A, 1080},
+    {"http", HOP_HTTP}, {"https", HOP_HTTPS}, {"socks5", HOP_SOCKS5}, {"socks5h", HOP_SOCKS5H},
+    {"socks4a", HOP_SOCKS4A},
 };
 
 const char *upstream_proto_name(hop_proto p)
@@ -157,16 +156,12 @@ int upstream_parse_hop(const char *url, const char *ca_file, hop *h, char *err, 
         auth = at + 1;
     }
 
-    /* The port may be left out: the scheme's default then applies. */
-    char authority[TARGET_MAX_HOST + 16];
+    /* No default port: proxies listen anywhere, and a guess would fail late. */
     size_t auth_len = (size_t)(end - auth);
-    int n = has_port(auth, auth_len)
-                ? snprintf(authority, sizeof authority, "%.*s", (int)auth_len, auth)
-                : snprintf(authority, sizeof authority, "%.*s:%u", (int)auth_len, auth,
-                           schemes[i].default_port);
     target t;
-    if (n < 0 || (size_t)n >= sizeof authority || target_parse_authority(authority, (size_t)n, &t) < 0) {
-        snprintf(err, errlen, "\"%s\": bad host or port", url);
+    if (!has_port(auth, auth_len) || target_parse_authority(auth, auth_len, &t) < 0) {
+        snprintf(err, errlen, "\"%s\": %s", url, has_port(auth, auth_len) ? "bad host or port"
+                                                                          : "the port is missing");
         upstream_hop_free(h);
         return -1;
     }
@@ -293,18 +288,18 @@ static upstream *nth_weighted(upstream_set *s, unsigned want, upstream *const *a
     return NULL;
 }
 
-/* Higher is better. */
-static uint64_t score(const upstream_set *s, size_t i, const char *sticky_key)
+/* Higher is better. A session id always pins the exit, whatever the strategy. */
+static uint64_t score(const upstream_set *s, size_t i, const char *session, const char *client)
 {
-    if (s->strategy == STRATEGY_STICKY)
+    if (session || s->strategy == STRATEGY_STICKY)
         /* Rendezvous hashing: a session keeps its exit while that exit is
          * healthy, and only that exit's sessions move when it goes down. */
-        return hash_mix(sticky_key ? sticky_key : "", i + 1);
+        return hash_mix(session ? session : client ? client : "", i + 1);
     unsigned ms = atomic_load(&s->items[i].latency_ms);
     return UINT64_MAX - (ms ? ms : UINT32_MAX);
 }
 
-upstream *upstream_pick(upstream_set *s, const char *cc, const char *sticky_key,
+upstream *upstream_pick(upstream_set *s, const char *cc, const char *session, const char *client,
                         upstream *const *avoid, size_t navoid)
 {
     unsigned want = upstream_pack_country(cc);
@@ -316,13 +311,13 @@ upstream *upstream_pick(upstream_set *s, const char *cc, const char *sticky_key,
         if (!eligible(u, want, avoid, navoid))
             continue;
         total_weight += u->weight;
-        uint64_t sc = score(s, i, sticky_key);
+        uint64_t sc = score(s, i, session, client);
         if (!best || sc > best_score) {
             best = u;
             best_score = sc;
         }
     }
-    switch (s->strategy) {
+    switch (session ? STRATEGY_STICKY : s->strategy) {
     case STRATEGY_ROUND_ROBIN:
         return total_weight ? nth_weighted(s, want, avoid, navoid,
                                            atomic_fetch_add(&s->next, 1) % total_weight) : NULL;
