@@ -62,8 +62,10 @@ typedef struct worker {
 } worker;
 
 /* Creates cfg->workers workers, binds their listeners and starts their
- * threads. Returns 0, or -1 with a message in err (nothing left running). */
-int workers_start(const config *cfg, worker **out, char *err, size_t errlen);
+ * threads. probe: first check that nobody else listens on the addresses
+ * (skipped on reload, where the previous workers still do). Returns 0, or
+ * -1 with a message in err (nothing left running). */
+int workers_start(const config *cfg, int probe, worker **out, char *err, size_t errlen);
 
 /* From the main thread: begin a graceful shutdown of every worker. */
 void workers_stop(worker *ws, unsigned n);

@@ -739,9 +739,11 @@ judge *judge_start(struct event_base *base, const struct sockaddr *addr, socklen
         free(j);
         return NULL;
     }
+    /* SO_REUSEPORT lets a reloading proxy bind its new judge before the old
+     * one closes; the proxy checks at start that nobody else holds the port. */
     j->listener = evconnlistener_new_bind(base, accept_cb, j,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_CLOSE_ON_EXEC,
+                                              LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
                                           -1, addr, (int)len);
     if (!j->listener) {
         snprintf(err, errlen, "cannot listen: %s", strerror(errno));

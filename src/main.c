@@ -5,7 +5,9 @@
  *
  * The main thread loads the configuration, starts the workers and then only
  * waits for signals: SIGTERM or SIGINT start a graceful shutdown (stop
- * accepting, let exchanges in flight finish for up to timeouts.shutdown).
+ * accepting, let exchanges in flight finish for up to timeouts.shutdown);
+ * SIGHUP reloads the configuration and its policies (a broken file is
+ * reported and the running configuration kept).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -59,28 +61,45 @@ static void usage(FILE *out)
     usage_commands(out);
 }
 
-static int serve(const config *cfg)
-{
-    /* Workers inherit this mask: only the main thread takes these signals. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    char err[512];
+/* One configuration and what runs with it. Reloading starts a new
+ * generation beside the old one, which then drains like at shutdown. */
+typedef struct generation {
+    config cfg;
     worker *ws;
-    if (workers_start(cfg, &ws, err, sizeof err) < 0) {
-        log_error("%s", err);
-        return 1;
+    health *checker;
+} generation;
+
+/* Loads path and starts its workers and checker. probe: refuse addresses
+ * someone else listens on (not on reload, where the old generation does).
+ * Returns NULL after logging why. */
+static generation *generation_start(const char *path, int probe)
+{
+    char err[1024];
+    generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        log_error("out of memory");
+        return NULL;
     }
-    health *checker = health_start(cfg, err, sizeof err);
-    if (!checker && cfg->upstreams.n) {
+    if (config_load(path, &g->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
-        workers_stop(ws, cfg->workers);
-        workers_join(ws, cfg->workers);
-        return 1;
+        free(g);
+        return NULL;
+    }
+    const config *cfg = &g->cfg;
+    if (workers_start(cfg, probe, &g->ws, err, sizeof err) < 0) {
+        log_error("%s", err);
+        config_free(&g->cfg);
+        free(g);
+        return NULL;
+    }
+    g->checker = health_start(cfg, err, sizeof err);
+    if (!g->checker && cfg->upstreams.n) {
+        log_error("%s", err);
+        workers_stop(g->ws, cfg->workers);
+        workers_join(g->ws, cfg->workers);
+        config_free(&g->cfg);
+        free(g);
+        return NULL;
     }
     for (size_t i = 0; i < cfg->nlisten; i++)
         log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
@@ -88,16 +107,54 @@ static int serve(const config *cfg)
     if (cfg->upstreams.n && !cfg->geo)
         log_warn("no GeoIP database (%s): exits have only their configured countries; "
                  "`make geo` fetches one", cfg->geoip_path);
+    return g;
+}
 
-    int sig = 0;
-    sigwait(&stop, &sig);
-    log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
-             cfg->timeouts.shutdown_ms);
-    health_stop(checker);
-    workers_stop(ws, cfg->workers);
-    workers_join(ws, cfg->workers);
-    log_info("stopped");
-    return 0;
+/* Stops accepting, lets exchanges finish (timeouts.shutdown), frees g. */
+static void generation_stop(generation *g)
+{
+    health_stop(g->checker);
+    workers_stop(g->ws, g->cfg.workers);
+    workers_join(g->ws, g->cfg.workers);
+    config_free(&g->cfg);
+    free(g);
+}
+
+static int serve(const char *path, int debug)
+{
+    /* Workers inherit this mask: only the main thread takes these signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    generation *g = generation_start(path, 1);
+    if (!g)
+        return 1;
+    for (;;) {
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP) {
+            log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
+                     g->cfg.timeouts.shutdown_ms);
+            generation_stop(g);
+            log_info("stopped");
+            return 0;
+        }
+        log_info("SIGHUP received: reloading %s", path);
+        generation *next = generation_start(path, 0);
+        if (!next) {
+            log_error("reload failed: still running the previous configuration");
+            continue;
+        }
+        log_set_level(debug ? LOG_DEBUG : next->cfg.log_level);
+        generation_stop(g);
+        g = next;
+        log_info("configuration reloaded");
+    }
 }
 
 int main(int argc, char **argv)
@@ -137,13 +194,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    log_set_level(debug ? LOG_DEBUG : cfg.log_level);
+    config_free(&cfg);
     if (test_only) {
         printf("%s: configuration OK\n", path);
-        config_free(&cfg);
         return 0;
     }
-    log_set_level(debug ? LOG_DEBUG : cfg.log_level);
-    int rc = serve(&cfg);
-    config_free(&cfg);
-    return rc;
+    return serve(path, debug);
 }

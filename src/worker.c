@@ -160,13 +160,14 @@ static void worker_free(worker *w)
 /* Binds once without SO_REUSEPORT: with it, a second anonproxy (or anything
  * of the same user) on the same address would silently share the traffic
  * instead of failing. */
-static int probe_address(const listen_config *l, char *err, size_t errlen)
+static int probe_address(const struct sockaddr_storage *addr, socklen_t len, const char *name,
+                         char *err, size_t errlen)
 {
-    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
+        bind(fd, (const struct sockaddr *)addr, len) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -233,11 +234,15 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
     return 0;
 }
 
-int workers_start(const config *cfg, worker **out, char *err, size_t errlen)
+int workers_start(const config *cfg, int probe, worker **out, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        if (probe_address(&cfg->listen[i], err, errlen) < 0)
+    for (size_t i = 0; probe && i < cfg->nlisten; i++)
+        if (probe_address(&cfg->listen[i].addr, cfg->listen[i].addr_len, cfg->listen[i].address, err,
+                          errlen) < 0)
             return -1;
+    if (probe && cfg->judge_address &&
+        probe_address(&cfg->judge_addr, cfg->judge_addr_len, cfg->judge_address, err, errlen) < 0)
+        return -1;
 
     worker *ws = calloc(cfg->workers, sizeof *ws);
     if (!ws) {
