@@ -681,17 +681,29 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* Bytes of earlier responses not yet written to the client. */
+static int output_pending(const client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0;
+}
+
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     client *c = arg;
 
-    if ((what & BEV_EVENT_EOF) && (c->state == C_EXCHANGE || c->state == C_CONNECTING) &&
-        c->req_body.done) {
-        /* A client may half-close once its request is sent; the response
-         * still goes to it, then the connection closes. */
-        c->client_eof = 1;
-        return;
+    if (what & BEV_EVENT_EOF) {
+        if ((c->state == C_EXCHANGE || c->state == C_CONNECTING) && c->req_body.done) {
+            /* A client may half-close once its request is sent; the response
+             * still goes to it, then the connection closes. */
+            c->client_eof = 1;
+            return;
+        }
+        if (c->state == C_HEAD && output_pending(c)) {
+            /* What was already answered is delivered before closing. */
+            close_after_flush(c);
+            return;
+        }
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == C_EXCHANGE)
         fail_request(c, 408, "the request body stalled");
@@ -706,15 +718,25 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     client *c = arg;
     if (c->state == C_HEAD && c->head_started)
         fail_request(c, 408, "the request head was not received in time");
+    else if (c->state == C_HEAD && output_pending(c))
+        /* Not idle: a response is still being delivered (a stalled reader is
+         * the write timeout's business). */
+        set_timer(c, c->w->cfg->timeouts.idle_ms);
     else
         client_free(c); /* idle keep-alive expired, or lingering is over */
 }
 
+/* Shutdown: an idle connection closes once what it was answered is
+ * delivered; a busy one closes after its exchange (exchange_done). */
 static void client_drain(worker_conn *link)
 {
     client *c = (client *)link;
-    if (c->state == C_HEAD && !c->head_started)
-        client_free(c);
+    if (c->state == C_HEAD && !c->head_started) {
+        if (output_pending(c))
+            close_after_flush(c);
+        else
+            client_free(c);
+    }
 }
 
 static void client_destroy(worker_conn *link)
