@@ -29,7 +29,7 @@ LIB_OBJS := $(filter-out $(OBJDIR)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OBJDIR)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps run check unit blackbox install clean FORCE
+.PHONY: all deps run check unit blackbox bench install clean FORCE
 
 all: $(BUILD)/anonproxy
 
@@ -77,11 +77,16 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) blackbox
 
+# Speed and memory against squid, tinyproxy, privoxy and haproxy (tests/bench/README.md).
+bench: deps
+	$(MAKE) all
+	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
+
 install: $(BUILD)/anonproxy
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anonproxy/policies $(DESTDIR)$(PREFIX)/etc
 	install -m 0755 $(BUILD)/anonproxy $(DESTDIR)$(PREFIX)/bin/anonproxy
 	install -m 0644 anonproxy.json $(DESTDIR)$(PREFIX)/etc/anonproxy.json
-	if ls policies/*.json >/dev/null 2>&1; then install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/share/anonproxy/policies/; fi
+	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/share/anonproxy/policies/
 
 clean:
 	rm -rf $(BUILD)
