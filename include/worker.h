@@ -56,6 +56,7 @@ typedef struct worker {
     size_t nconns;
     struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */
     struct judge *judge;          /* worker 0 serves the configured judge, if any */
+    http_limits limits;           /* cfg->limits as the parser wants them */
     http_field *scratch_fields;   /* limits.max_headers entries: heads are parsed and
                                    * passed on within one callback, so one array serves
                                    * every connection of the worker */

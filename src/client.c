@@ -366,6 +366,20 @@ static int become_tunnel(client *c)
     return client_free(c);
 }
 
+/* Looks for a whole message head at the front of in (resuming at *scan).
+ * Returns its length with *buf pointing at it, 0 when more bytes are needed,
+ * or -1 when max bytes have arrived without the end of a head. */
+static long find_head(struct evbuffer *in, size_t max, size_t *scan, const char **buf)
+{
+    size_t len = evbuffer_get_length(in);
+    size_t window = len < max + 1 ? len : max + 1;
+    *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
+    size_t head_len = http_head_end(*buf, window, scan);
+    if (head_len > 0 && head_len <= max)
+        return (long)head_len;
+    return window > max ? -1 : 0;
+}
+
 /* Reads response heads: interim 1xx ones are relayed and skipped, the final
  * one is rewritten for the client and its body relay started. */
 static int handle_response_head(client *c)
@@ -377,23 +391,19 @@ static int handle_response_head(client *c)
     policy_vars vars = vars_of(c, c->up_host);
 
     for (;;) {
-        size_t len = evbuffer_get_length(in);
-        if (len == 0)
+        if (evbuffer_get_length(in) == 0)
             return 0;
-        size_t window = len < cfg->limits.max_header_bytes + 1 ? len : cfg->limits.max_header_bytes + 1;
-        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
-        size_t head_len = http_head_end(buf, window, &c->resp_scan);
-        if (head_len == 0) {
-            if (window > cfg->limits.max_header_bytes)
-                return fail_request(c, 502, "the origin sent an oversized response head");
+        const char *buf;
+        long found = find_head(in, cfg->limits.max_header_bytes, &c->resp_scan, &buf);
+        if (found < 0)
+            return fail_request(c, 502, "the origin sent an oversized response head");
+        if (found == 0)
             return 0;
-        }
-        http_limits limits = {cfg->limits.max_header_bytes, cfg->limits.max_headers,
-                              cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
+        size_t head_len = (size_t)found;
         http_response resp;
         int status;
         resp.fields = w->scratch_fields;
-        if (http_parse_response(buf, head_len, &limits, &resp, &status) < 0)
+        if (http_parse_response(buf, head_len, &w->limits, &resp, &status) < 0)
             return fail_request(c, 502, "the origin sent a malformed response");
         c->resp_scan = 0;
         /* The origin answered: the request can no longer be retried. */
@@ -624,24 +634,20 @@ static int handle_head(client *c)
         c->head_started = 1;
         set_timer(c, cfg->timeouts.header_ms);
     }
-    size_t window = len < cfg->limits.max_header_bytes + 1 ? len : cfg->limits.max_header_bytes + 1;
-    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
-    size_t head_len = http_head_end(buf, window, &c->head_scan);
-    if (head_len == 0 || head_len > cfg->limits.max_header_bytes) {
-        if (window > cfg->limits.max_header_bytes)
-            return fail_request(c, 431, "request head too large");
+    const char *buf;
+    long found = find_head(in, cfg->limits.max_header_bytes, &c->head_scan, &buf);
+    if (found < 0)
+        return fail_request(c, 431, "request head too large");
+    if (found == 0)
         return 0;
-    }
-
-    http_limits limits = {cfg->limits.max_header_bytes, cfg->limits.max_headers,
-                          cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
+    size_t head_len = (size_t)found;
     http_request req;
     int status;
     req.fields = w->scratch_fields;
     event_del(c->timer);
     c->resp_started = 0;
     c->client_eof = 0;
-    if (http_parse_request(buf, head_len, &limits, &req, &status) < 0)
+    if (http_parse_request(buf, head_len, &w->limits, &req, &status) < 0)
         return fail_request(c, status, status == 414 ? "request-target too long"
                                        : status == 431 ? "request header fields too large"
                                        : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported"

@@ -190,6 +190,8 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
+    w->limits = (http_limits){cfg->limits.max_header_bytes, cfg->limits.max_headers,
+                              cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
     w->scratch_fields = calloc(cfg->limits.max_headers, sizeof *w->scratch_fields);
     w->listeners = calloc(cfg->nlisten, sizeof *w->listeners);
     w->pool = upstream_pool_new();
