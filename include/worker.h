@@ -62,14 +62,41 @@ typedef struct worker {
                                    * every connection of the worker */
 } worker;
 
-/* Creates cfg->workers workers, binds their listeners and starts their
- * threads. probe: first check that nobody else listens on the addresses
- * (skipped on reload, where the previous workers still do). Returns 0, or
- * -1 with a message in err (nothing left running). */
-int workers_start(const config *cfg, int probe, worker **out, char *err, size_t errlen);
+/* Listening sockets, owned by the main thread and kept across reloads: a new
+ * generation of workers takes over the old one's sockets, so connections
+ * waiting in their accept queues are served, not reset. One socket per
+ * address and worker (SO_REUSEPORT spreads connections over them). */
+typedef struct listen_socket {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    unsigned worker;
+    int fd;
+    int in_use;                   /* taken by the newest generation */
+} listen_socket;
 
-/* From the main thread: begin a graceful shutdown of every worker. */
-void workers_stop(worker *ws, unsigned n);
+typedef struct listen_set {
+    listen_socket *items;         /* (owned) */
+    size_t n;
+} listen_set;
+
+/* Creates cfg->workers workers on sockets from socks (opening those it
+ * lacks; a new address is first checked to be free, so that a second
+ * instance fails instead of silently sharing it) and starts their threads.
+ * Returns 0, or -1 with a message in err (nothing left running). */
+int workers_start(const config *cfg, listen_set *socks, worker **out, char *err, size_t errlen);
+
+/* Once the previous generation has stopped: closes the sockets the newest
+ * one does not use. */
+void listen_set_prune(listen_set *socks);
+
+/* Frees the set and closes every socket, unless `closed`: a final
+ * workers_stop has closed them already. */
+void listen_set_free(listen_set *socks, int closed);
+
+/* From the main thread: begin a graceful shutdown of every worker. final:
+ * the listening sockets close now (process exit); otherwise they are left
+ * open for the next generation (reload). */
+void workers_stop(worker *ws, unsigned n, int final);
 
 /* Waits for every worker thread to end, then frees them. */
 void workers_join(worker *ws, unsigned n);

@@ -2,7 +2,10 @@
 #include "body.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <stdio.h>
+#include <sys/uio.h>
 
 void body_pump_init(body_pump *p, const http_framing *in, int out_chunked)
 {
@@ -97,4 +100,43 @@ int body_pump_eof(body_pump *p)
     if (p->in == BODY_CLOSE)
         p->done = 1;
     return p->done;
+}
+
+void body_set_flow(struct bufferevent *bev, size_t limit)
+{
+    bufferevent_setwatermark(bev, EV_READ, 0, limit);
+    bufferevent_setwatermark(bev, EV_WRITE, limit / 2, 0);
+    bufferevent_set_max_single_read(bev, limit);
+    bufferevent_set_max_single_write(bev, limit);
+}
+
+void body_read_more(struct bufferevent *bev, size_t limit)
+{
+    if (bufferevent_get_underlying(bev))
+        return;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (size_t have = evbuffer_get_length(in); have < limit; have = evbuffer_get_length(in)) {
+        struct evbuffer_iovec vec[2];
+        size_t want = limit - have;
+        int nvec = evbuffer_reserve_space(in, (ev_ssize_t)want, vec, 2);
+        if (nvec <= 0)
+            return;
+        ssize_t got = readv(fd, (struct iovec *)vec, nvec);
+        if (got <= 0) {
+            evbuffer_commit_space(in, vec, 0);
+            return;
+        }
+        /* Trim the reservation to what arrived. */
+        size_t left = (size_t)got;
+        int used = 0;
+        for (; used < nvec && left > 0; used++) {
+            if (vec[used].iov_len > left)
+                vec[used].iov_len = left;
+            left -= vec[used].iov_len;
+        }
+        evbuffer_commit_space(in, vec, used);
+        if ((size_t)got < want)
+            return; /* the socket is drained */
+    }
 }

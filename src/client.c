@@ -68,6 +68,7 @@ typedef struct client {
     /* Current request. */
     size_t head_scan;               /* http_head_end resume point */
     int head_started;               /* first byte of the head arrived */
+    unsigned served;                /* exchanges completed on this connection */
     int is_connect;                 /* method CONNECT: a tunnel once connected */
     int is_head;                    /* method HEAD */
     int upgrading;                  /* asked to switch protocols */
@@ -234,8 +235,7 @@ static int send_request(client *c)
     c->origin_eof = 0;
 
     bufferevent_setcb(c->ubev, origin_read_cb, origin_write_cb, origin_event_cb, c);
-    bufferevent_setwatermark(c->ubev, EV_READ, 0, cfg->limits.buffer_bytes);
-    bufferevent_setwatermark(c->ubev, EV_WRITE, cfg->limits.buffer_bytes / 2, 0);
+    body_set_flow(c->ubev, cfg->limits.buffer_bytes);
     bufferevent_set_timeouts(c->ubev, &io, &io);
     bufferevent_set_timeouts(c->cbev, &io, &io);
     write_request_head(c, bufferevent_get_output(c->ubev));
@@ -299,6 +299,7 @@ static int exchange_done(client *c)
                        cfg->reuse != REUSE_OFF && !c->w->draining;
 
     evbuffer_drain(c->request_head, (size_t)-1);
+    c->served++;
     if (!origin_clean) {
         free_origin(c);
     } else if (cfg->reuse == REUSE_SHARED) {
@@ -448,8 +449,8 @@ static int handle_response_head(client *c)
 
 static void origin_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     client *c = arg;
+    body_read_more(bev, c->w->cfg->limits.buffer_bytes);
     if (c->resp_state == R_HEAD)
         handle_response_head(c);
     else
@@ -665,8 +666,10 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         handle_head(c);
         break;
     case C_EXCHANGE:
-        if (!c->req_body.done)
+        if (!c->req_body.done) {
+            body_read_more(bev, c->w->cfg->limits.buffer_bytes);
             pump_request_body(c);
+        }
         break;
     case C_CLOSING:
         evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
@@ -732,12 +735,16 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         client_free(c); /* idle keep-alive expired, or lingering is over */
 }
 
-/* Shutdown: an idle connection closes once what it was answered is
- * delivered; a busy one closes after its exchange (exchange_done). */
+/* Shutdown: an idle keep-alive connection closes once what it was answered
+ * is delivered; a busy one closes after its exchange (exchange_done). A
+ * connection accepted just before the stop has sent nothing yet but will:
+ * it is served like a busy one (its header timeout and the shutdown
+ * deadline still apply), since closing it would reset a client that did
+ * nothing wrong. */
 static void client_drain(worker_conn *link)
 {
     client *c = (client *)link;
-    if (c->state == C_HEAD && !c->head_started) {
+    if (c->state == C_HEAD && !c->head_started && c->served > 0) {
         if (output_pending(c))
             close_after_flush(c);
         else
@@ -797,8 +804,7 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct timeval io = ms_tv(cfg->timeouts.io_ms);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_setwatermark(c->cbev, EV_READ, 0, cfg->limits.buffer_bytes);
-    bufferevent_setwatermark(c->cbev, EV_WRITE, cfg->limits.buffer_bytes / 2, 0);
+    body_set_flow(c->cbev, cfg->limits.buffer_bytes);
     bufferevent_set_timeouts(c->cbev, NULL, &io);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     set_timer(c, cfg->timeouts.header_ms);

@@ -69,10 +69,9 @@ typedef struct generation {
     health *checker;
 } generation;
 
-/* Loads path and starts its workers and checker. probe: refuse addresses
- * someone else listens on (not on reload, where the old generation does).
+/* Loads path and starts its workers (on sockets from socks) and checker.
  * Returns NULL after logging why. */
-static generation *generation_start(const char *path, int probe)
+static generation *generation_start(const char *path, listen_set *socks)
 {
     char err[1024];
     generation *g = calloc(1, sizeof *g);
@@ -86,7 +85,7 @@ static generation *generation_start(const char *path, int probe)
         return NULL;
     }
     const config *cfg = &g->cfg;
-    if (workers_start(cfg, probe, &g->ws, err, sizeof err) < 0) {
+    if (workers_start(cfg, socks, &g->ws, err, sizeof err) < 0) {
         log_error("%s", err);
         config_free(&g->cfg);
         free(g);
@@ -95,7 +94,7 @@ static generation *generation_start(const char *path, int probe)
     g->checker = health_start(cfg, err, sizeof err);
     if (!g->checker && cfg->upstreams.n) {
         log_error("%s", err);
-        workers_stop(g->ws, cfg->workers);
+        workers_stop(g->ws, cfg->workers, 0);
         workers_join(g->ws, cfg->workers);
         config_free(&g->cfg);
         free(g);
@@ -110,11 +109,13 @@ static generation *generation_start(const char *path, int probe)
     return g;
 }
 
-/* Stops accepting, lets exchanges finish (timeouts.shutdown), frees g. */
-static void generation_stop(generation *g)
+/* Stops accepting, lets exchanges finish (timeouts.shutdown), frees g.
+ * final: the listening sockets close too (otherwise the next generation
+ * has taken them over). */
+static void generation_stop(generation *g, int final)
 {
     health_stop(g->checker);
-    workers_stop(g->ws, g->cfg.workers);
+    workers_stop(g->ws, g->cfg.workers, final);
     workers_join(g->ws, g->cfg.workers);
     config_free(&g->cfg);
     free(g);
@@ -131,27 +132,32 @@ static int serve(const char *path, int debug)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    generation *g = generation_start(path, 1);
-    if (!g)
+    listen_set socks = {NULL, 0};
+    generation *g = generation_start(path, &socks);
+    if (!g) {
+        listen_set_free(&socks, 0);
         return 1;
+    }
     for (;;) {
         int sig = 0;
         sigwait(&sigs, &sig);
         if (sig != SIGHUP) {
             log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
                      g->cfg.timeouts.shutdown_ms);
-            generation_stop(g);
+            generation_stop(g, 1);
+            listen_set_free(&socks, 1);
             log_info("stopped");
             return 0;
         }
         log_info("SIGHUP received: reloading %s", path);
-        generation *next = generation_start(path, 0);
+        generation *next = generation_start(path, &socks);
         if (!next) {
             log_error("reload failed: still running the previous configuration");
             continue;
         }
         log_set_level(debug ? LOG_DEBUG : next->cfg.log_level);
-        generation_stop(g);
+        generation_stop(g, 0);
+        listen_set_prune(&socks);
         g = next;
         log_info("configuration reloaded");
     }

@@ -1,6 +1,8 @@
 /* tunnel.c - see tunnel.h. */
 #include "tunnel.h"
 
+#include "body.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -64,9 +66,9 @@ static int relay(tunnel_side *from)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     tunnel_side *s = arg;
     event_base_gettimeofday_cached(s->t->w->base, &s->t->last_active);
+    body_read_more(bev, s->t->w->cfg->limits.buffer_bytes);
     if (relay(s))
         tunnel_free(s->t);
 }
@@ -141,8 +143,7 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
         tunnel_side *s = &t->side[i];
         s->t = t;
         bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-        bufferevent_setwatermark(s->bev, EV_READ, 0, limit);
-        bufferevent_setwatermark(s->bev, EV_WRITE, limit / 2, 0);
+        body_set_flow(s->bev, limit);
         bufferevent_set_timeouts(s->bev, &idle, NULL);
         bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     }

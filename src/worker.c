@@ -21,6 +21,10 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG 1024
+/* What the main thread writes to wake a worker for a stop. */
+#define STOP_FINAL 'F'
+#define STOP_HANDOVER 'H'
+
 
 /* Client connections across all workers, for limits.max_connections. */
 static atomic_size_t open_connections;
@@ -95,15 +99,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     worker *w = arg;
-    char b;
-    ssize_t n = read(fd, &b, 1);
+    char how = 0;
+    ssize_t n = read(fd, &how, 1);
     (void)n;
     if (w->draining)
         return;
     w->draining = 1;
     for (size_t i = 0; i < w->nlisteners; i++) {
+        evutil_socket_t lfd = evconnlistener_get_fd(w->listeners[i].evl);
         evconnlistener_free(w->listeners[i].evl);
         w->listeners[i].evl = NULL;
+        /* At a final stop new clients are refused at once; at a reload the
+         * socket goes on with the next generation. */
+        if (how == STOP_FINAL)
+            close(lfd);
     }
     upstream_pool_free(w->pool);
     w->pool = NULL;
@@ -176,7 +185,76 @@ static int probe_address(const struct sockaddr_storage *addr, socklen_t len, con
     return 0;
 }
 
-static int worker_init(worker *w, unsigned id, const config *cfg, char *err, size_t errlen)
+static int same_address(const struct sockaddr_storage *a, socklen_t alen,
+                        const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* The socket for address l and worker id: the one an earlier generation
+ * used, else a new one. Returns the fd or -1 with err. */
+static int take_socket(listen_set *socks, const listen_config *l, unsigned id, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < socks->n; i++) {
+        listen_socket *s = &socks->items[i];
+        if (s->worker == id && same_address(&s->addr, s->addr_len, &l->addr, l->addr_len)) {
+            s->in_use = 1;
+            return s->fd;
+        }
+    }
+    listen_socket *grown = realloc(socks->items, (socks->n + 1) * sizeof *grown);
+    if (!grown) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    socks->items = grown;
+    int one = 1;
+    /* Non-blocking: the old and new generation may both wake for one connection. */
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    socks->items[socks->n++] = (listen_socket){l->addr, l->addr_len, id, fd, 1};
+    return fd;
+}
+
+static int known_address(const listen_set *socks, const listen_config *l)
+{
+    for (size_t i = 0; i < socks->n; i++)
+        if (same_address(&socks->items[i].addr, socks->items[i].addr_len, &l->addr, l->addr_len))
+            return 1;
+    return 0;
+}
+
+void listen_set_prune(listen_set *socks)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < socks->n; i++) {
+        if (socks->items[i].in_use)
+            socks->items[kept++] = socks->items[i];
+        else
+            close(socks->items[i].fd);
+    }
+    socks->n = kept;
+}
+
+void listen_set_free(listen_set *socks, int closed)
+{
+    for (size_t i = 0; i < socks->n && !closed; i++)
+        close(socks->items[i].fd);
+    free(socks->items);
+    socks->items = NULL;
+    socks->n = 0;
+}
+
+static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *socks, char *err,
+                       size_t errlen)
 {
     w->id = id;
     w->cfg = cfg;
@@ -213,12 +291,13 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
         worker_listener *wl = &w->listeners[i];
         wl->w = w;
         wl->cfg = l;
-        wl->evl = evconnlistener_new_bind(
-            w->base, accept_cb, wl,
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
-            LISTEN_BACKLOG, (const struct sockaddr *)&l->addr, (int)l->addr_len);
+        int fd = take_socket(socks, l, id, err, errlen);
+        if (fd < 0)
+            return -1;
+        /* Not LEV_OPT_CLOSE_ON_FREE: the socket outlives this generation. */
+        wl->evl = evconnlistener_new(w->base, accept_cb, wl, LEV_OPT_CLOSE_ON_EXEC, -1, fd);
         if (!wl->evl) {
-            snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
+            snprintf(err, errlen, "cannot listen on %s", l->address);
             return -1;
         }
         evconnlistener_set_error_cb(wl->evl, accept_error_cb);
@@ -236,13 +315,17 @@ static int worker_init(worker *w, unsigned id, const config *cfg, char *err, siz
     return 0;
 }
 
-int workers_start(const config *cfg, int probe, worker **out, char *err, size_t errlen)
+int workers_start(const config *cfg, listen_set *socks, worker **out, char *err, size_t errlen)
 {
-    for (size_t i = 0; probe && i < cfg->nlisten; i++)
-        if (probe_address(&cfg->listen[i].addr, cfg->listen[i].addr_len, cfg->listen[i].address, err,
+    for (size_t i = 0; i < socks->n; i++)
+        socks->items[i].in_use = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (!known_address(socks, &cfg->listen[i]) &&
+            probe_address(&cfg->listen[i].addr, cfg->listen[i].addr_len, cfg->listen[i].address, err,
                           errlen) < 0)
             return -1;
-    if (probe && cfg->judge_address &&
+    /* The judge is probed at first start only: on reload the old one holds it. */
+    if (socks->n == 0 && cfg->judge_address &&
         probe_address(&cfg->judge_addr, cfg->judge_addr_len, cfg->judge_address, err, errlen) < 0)
         return -1;
 
@@ -253,7 +336,7 @@ int workers_start(const config *cfg, int probe, worker **out, char *err, size_t 
     }
     unsigned n;
     for (n = 0; n < cfg->workers; n++) {
-        if (worker_init(&ws[n], n, cfg, err, errlen) < 0) {
+        if (worker_init(&ws[n], n, cfg, socks, err, errlen) < 0) {
             worker_free(&ws[n]);
             break;
         }
@@ -272,7 +355,7 @@ int workers_start(const config *cfg, int probe, worker **out, char *err, size_t 
             return 0;
         }
         /* Threads 0..n-1 run: stop them the normal way. */
-        workers_stop(ws, n);
+        workers_stop(ws, n, 0);
         for (unsigned i = n + 1; i < cfg->workers; i++)
             worker_free(&ws[i]);
         workers_join(ws, n);
@@ -284,10 +367,11 @@ int workers_start(const config *cfg, int probe, worker **out, char *err, size_t 
     return -1;
 }
 
-void workers_stop(worker *ws, unsigned n)
+void workers_stop(worker *ws, unsigned n, int final)
 {
+    char how = final ? STOP_FINAL : STOP_HANDOVER;
     for (unsigned i = 0; i < n; i++) {
-        ssize_t r = write(ws[i].wake_fds[1], "x", 1);
+        ssize_t r = write(ws[i].wake_fds[1], &how, 1);
         (void)r;
     }
 }
