@@ -52,6 +52,7 @@ typedef struct worker {
     struct event *deadline_ev;    /* end of the shutdown grace period */
     pthread_t thread;
     int draining;                 /* no new requests; close when idle */
+    int stopping_for_good;        /* a final stop, not a reload's handover */
     worker_conn conns;            /* list head (sentinel) */
     size_t nconns;
     struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */

@@ -736,15 +736,15 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Shutdown: an idle keep-alive connection closes once what it was answered
- * is delivered; a busy one closes after its exchange (exchange_done). A
- * connection accepted just before the stop has sent nothing yet but will:
+ * is delivered; a busy one closes after its exchange (exchange_done). At a
+ * reload, a connection accepted just before has sent nothing yet but will:
  * it is served like a busy one (its header timeout and the shutdown
  * deadline still apply), since closing it would reset a client that did
- * nothing wrong. */
+ * nothing wrong while the proxy stays up. */
 static void client_drain(worker_conn *link)
 {
     client *c = (client *)link;
-    if (c->state == C_HEAD && !c->head_started && c->served > 0) {
+    if (c->state == C_HEAD && !c->head_started && (c->served > 0 || c->w->stopping_for_good)) {
         if (output_pending(c))
             close_after_flush(c);
         else

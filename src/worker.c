@@ -105,13 +105,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (w->draining)
         return;
     w->draining = 1;
+    w->stopping_for_good = how == STOP_FINAL;
     for (size_t i = 0; i < w->nlisteners; i++) {
         evutil_socket_t lfd = evconnlistener_get_fd(w->listeners[i].evl);
         evconnlistener_free(w->listeners[i].evl);
         w->listeners[i].evl = NULL;
         /* At a final stop new clients are refused at once; at a reload the
          * socket goes on with the next generation. */
-        if (how == STOP_FINAL)
+        if (w->stopping_for_good)
             close(lfd);
     }
     upstream_pool_free(w->pool);
