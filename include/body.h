@@ -32,9 +32,10 @@ typedef struct body_pump {
  * until close). BODY_NONE and a zero length are done at once. */
 void body_pump_init(body_pump *p, const http_framing *in, int out_chunked);
 
-/* Moves as much of the body as src holds, but stops adding to dst once it
- * holds `limit` bytes (back-pressure). Bytes after the end of the body stay in
- * src. Returns 0, or -1 when the chunked framing is malformed. */
+/* Moves as much of the body as src holds, unless dst already holds `limit`
+ * bytes (back-pressure: a move is never cut short, since splitting an
+ * evbuffer chain copies it). Bytes after the end of the body stay in src.
+ * Returns 0, or -1 when the chunked framing is malformed. */
 int body_pump_move(body_pump *p, struct evbuffer *src, struct evbuffer *dst, size_t limit);
 
 /* Flow settings for a connection that relays bodies or tunnel bytes: reading
@@ -49,6 +50,12 @@ void body_set_flow(struct bufferevent *bev, size_t limit);
  * errors are left for libevent to find on its next read (both are sticky).
  * Does nothing for a TLS bufferevent (its filter does the reading). */
 void body_read_more(struct bufferevent *bev, size_t limit);
+
+/* Writes what bev's output holds to its socket now, instead of on the next
+ * loop iteration: a relay then costs one wakeup per chunk, not two. What the
+ * socket does not take stays queued for libevent; errors are left for it to
+ * find. Does nothing for a TLS bufferevent. */
+void body_write_now(struct bufferevent *bev);
 
 /* The sender closed its side. Returns 1 when that ends the body properly
  * (close-delimited, or already done), 0 when the body was cut short. */

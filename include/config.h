@@ -45,7 +45,7 @@ typedef struct limits_config {
     size_t max_uri_bytes;     /* "max_uri_bytes": request-target, default 8192 */
     size_t max_line_bytes;    /* "max_line_bytes": one header line, default 16384 */
     size_t max_connections;   /* "max_connections": client connections, all workers, default 16384 */
-    size_t buffer_bytes;      /* "buffer_bytes": per-direction buffering before back-pressure, default 262144 */
+    size_t buffer_bytes;      /* "buffer_bytes": per-direction buffering before back-pressure, default 1 MiB */
 } limits_config;
 
 /* All in milliseconds internally; the file gives seconds (numbers, may be fractional). */

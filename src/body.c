@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <sys/uio.h>
 
+/* libevent 2.1 reads at most this much per readiness event (EVBUFFER_MAX_READ). */
+#define LIBEVENT_READ_CAP 4096
+
 void body_pump_init(body_pump *p, const http_framing *in, int out_chunked)
 {
     p->in = in->kind;
@@ -17,10 +20,12 @@ void body_pump_init(body_pump *p, const http_framing *in, int out_chunked)
     p->done = in->kind == BODY_NONE || (in->kind == BODY_LENGTH && in->length == 0);
 }
 
-static size_t room_in(struct evbuffer *dst, size_t limit)
+/* Back-pressure is checked before a move, not by cutting one short: moving
+ * whole evbuffer chains is free, splitting one copies it. So dst may exceed
+ * limit by what src holds (itself bounded by the read watermark). */
+static int full(struct evbuffer *dst, size_t limit)
 {
-    size_t used = evbuffer_get_length(dst);
-    return used >= limit ? 0 : limit - used;
+    return evbuffer_get_length(dst) >= limit;
 }
 
 /* Moves up to n payload bytes, framed as one chunk when re-encoding. */
@@ -56,12 +61,9 @@ static int move_chunked(body_pump *p, struct evbuffer *src, struct evbuffer *dst
             return 0;
         case CHUNKED_DATA: {
             size_t n = evbuffer_get_length(src);
-            size_t room = room_in(dst, limit);
-            if (n > room)
-                n = room;
             if ((uint64_t)n > data)
                 n = (size_t)data;
-            if (n == 0)
+            if (n == 0 || full(dst, limit))
                 return 0;
             move_payload(p, src, dst, n);
             chunked_consume(&p->dec, n);
@@ -80,12 +82,9 @@ int body_pump_move(body_pump *p, struct evbuffer *src, struct evbuffer *dst, siz
         return move_chunked(p, src, dst, limit);
 
     size_t n = evbuffer_get_length(src);
-    size_t room = room_in(dst, limit);
-    if (n > room)
-        n = room;
     if (p->in == BODY_LENGTH && (uint64_t)n > p->remaining)
         n = (size_t)p->remaining;
-    if (n == 0)
+    if (n == 0 || full(dst, limit))
         return 0;
     move_payload(p, src, dst, n);
     if (p->in == BODY_LENGTH) {
@@ -112,20 +111,23 @@ void body_set_flow(struct bufferevent *bev, size_t limit)
 
 void body_read_more(struct bufferevent *bev, size_t limit)
 {
-    if (bufferevent_get_underlying(bev))
+    struct evbuffer *in = bufferevent_get_input(bev);
+    /* Less than a full libevent read means the socket is already drained. */
+    if (bufferevent_get_underlying(bev) || evbuffer_get_length(in) < LIBEVENT_READ_CAP)
         return;
     evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer *in = bufferevent_get_input(bev);
+    /* A bufferevent keeps the end of its input frozen against its user. */
+    evbuffer_unfreeze(in, 0);
     for (size_t have = evbuffer_get_length(in); have < limit; have = evbuffer_get_length(in)) {
         struct evbuffer_iovec vec[2];
         size_t want = limit - have;
         int nvec = evbuffer_reserve_space(in, (ev_ssize_t)want, vec, 2);
         if (nvec <= 0)
-            return;
+            break;
         ssize_t got = readv(fd, (struct iovec *)vec, nvec);
         if (got <= 0) {
             evbuffer_commit_space(in, vec, 0);
-            return;
+            break;
         }
         /* Trim the reservation to what arrived. */
         size_t left = (size_t)got;
@@ -137,6 +139,15 @@ void body_read_more(struct bufferevent *bev, size_t limit)
         }
         evbuffer_commit_space(in, vec, used);
         if ((size_t)got < want)
-            return; /* the socket is drained */
+            break; /* the socket is drained */
     }
+    evbuffer_freeze(in, 0);
+}
+
+void body_write_now(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (bufferevent_get_underlying(bev) || evbuffer_get_length(out) == 0)
+        return;
+    evbuffer_write(out, bufferevent_getfd(bev));
 }

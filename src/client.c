@@ -185,6 +185,7 @@ static int pump_request_body(client *c)
 
     if (!c->req_body.done && body_pump_move(&c->req_body, in, out, limit) < 0)
         return fail_request(c, 400, "malformed chunked request body");
+    body_write_now(c->ubev);
     /* Once the body is in, the client stays paused: what it sends now is the
      * next pipelined request, read after this response. */
     if (c->req_body.done || evbuffer_get_length(out) >= limit)
@@ -337,6 +338,7 @@ static int pump_response_body(client *c)
         log_debug("malformed chunked response from %s:%u", c->up_host, c->up_port);
         return client_free(c);
     }
+    body_write_now(c->cbev);
     if (c->resp_body.done)
         return exchange_done(c);
     if (c->origin_eof) {

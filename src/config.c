@@ -752,7 +752,7 @@ static void set_defaults(config *cfg) {
         .max_uri_bytes = 8192,
         .max_line_bytes = 16384,
         .max_connections = 16384,
-        .buffer_bytes = 262144,
+        .buffer_bytes = 1048576,
     };
     cfg->timeouts = (timeouts_config){
         .connect_ms = 10000,

@@ -54,6 +54,7 @@ static int relay(tunnel_side *from)
     tunnel_side *to = other(from);
     struct evbuffer *out = bufferevent_get_output(to->bev);
     evbuffer_add_buffer(out, bufferevent_get_input(from->bev));
+    body_write_now(to->bev);
     if (!from->eof) {
         if (evbuffer_get_length(out) >= from->t->w->cfg->limits.buffer_bytes)
             bufferevent_disable(from->bev, EV_READ);

@@ -51,7 +51,7 @@ static void assert_default_limits_and_timeouts(const config *cfg) {
     assert_int_equal(cfg->limits.max_uri_bytes, 8192);
     assert_int_equal(cfg->limits.max_line_bytes, 16384);
     assert_int_equal(cfg->limits.max_connections, 16384);
-    assert_int_equal(cfg->limits.buffer_bytes, 262144);
+    assert_int_equal(cfg->limits.buffer_bytes, 1048576);
     assert_int_equal(cfg->timeouts.connect_ms, 10000);
     assert_int_equal(cfg->timeouts.header_ms, 15000);
     assert_int_equal(cfg->timeouts.idle_ms, 60000);
