@@ -216,8 +216,11 @@ static void try_next_address(dial *d)
         struct evutil_addrinfo *ai = d->next;
         d->next = ai->ai_next;
         evutil_socket_t fd = open_socket(d, ai->ai_family);
-        if (fd < 0)
+        if (fd < 0) {
+            /* Out of descriptors is the operator's business: say so. */
+            log_warn("cannot open a socket to %s:%u: %s", d->host, d->port, strerror(errno));
             continue;
+        }
         d->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
         if (!d->bev) {
             close(fd);

@@ -9,7 +9,9 @@
  * SIGHUP reloads the configuration and its policies (a broken file is
  * reported and the running configuration kept).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +105,12 @@ static generation *generation_start(const char *path, listen_set *socks)
     for (size_t i = 0; i < cfg->nlisten; i++)
         log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
                  policy_name(cfg->listen[i].policy), cfg->workers);
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        lim.rlim_cur < 2 * cfg->limits.max_connections + 64)
+        log_warn("the open-file limit (%llu) is below what limits.max_connections (%zu) needs "
+                 "(two descriptors per tunnel): connections beyond it will fail",
+                 (unsigned long long)lim.rlim_cur, cfg->limits.max_connections);
     if (cfg->upstreams.n && !cfg->geo)
         log_warn("no GeoIP database (%s): exits have only their configured countries; "
                  "`make geo` fetches one", cfg->geoip_path);
@@ -121,6 +129,18 @@ static void generation_stop(generation *g, int final)
     free(g);
 }
 
+/* Every connection costs a descriptor, a tunnel two: take the hard limit
+ * rather than the common soft default of 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 static int serve(const char *path, int debug)
 {
     /* Workers inherit this mask: only the main thread takes these signals. */
@@ -132,6 +152,7 @@ static int serve(const char *path, int debug)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit();
     listen_set socks = {NULL, 0};
     generation *g = generation_start(path, &socks);
     if (!g) {

@@ -1,0 +1,1566 @@
+#!/usr/bin/python3
+"""bench.py - anonproxy against squid, tinyproxy, privoxy, haproxy and no proxy.
+
+    python3 tests/bench/bench.py            full run (median of 3 runs, 10 s each)
+    python3 tests/bench/bench.py --quick    1 run of 2 s, 1,000 idle tunnels
+
+Everything runs on 127.0.0.1 only: an nginx origin, the peers in the
+foreground with loopback-only configs written to a temporary folder, and
+the load generators (wrk, curl, and this script for the idle tunnels).
+Prints one markdown table (figures, anonproxy/peer ratios, targets with
+PASS/FAIL) and writes build/bench.json with every run and the medians.
+
+Exit status: 0 when the measurement ran, whatever the targets say; 1 when
+the harness itself could not run (missing packages, no origin, bad usage).
+Stdlib only (Python 3.11).
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import collections
+import datetime
+import errno
+import json
+import os
+import platform
+import pwd
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+LUA = HERE / "proxy.lua"
+LOCAL = "127.0.0.1"  # the only address this harness ever talks to
+
+# Debian package -> a binary it ships.
+PACKAGES = {
+    "nginx-light": "nginx",
+    "wrk": "wrk",
+    "squid": "squid",
+    "tinyproxy-bin": "tinyproxy",
+    "privoxy": "privoxy",
+    "haproxy": "haproxy",
+    "curl": "curl",
+}
+APT_LINE = "apt-get install -y --no-install-recommends " + " ".join(PACKAGES)
+
+# Column order of the table. "kind": forward proxy, reverse proxy or none.
+PEERS = ["anonproxy", "squid", "tinyproxy", "privoxy", "haproxy", "direct"]
+LABELS = {"haproxy": "haproxy (ceiling)", "direct": "direct (no proxy)"}
+FORWARD = ["anonproxy", "squid", "tinyproxy", "privoxy"]
+
+WANT_NOFILE = 65536
+SMALL_BODY = b"anonproxy bench: a 64-byte body for small-request workloads....\n"
+assert len(SMALL_BODY) == 64
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------- processes
+
+class StartError(Exception):
+    pass
+
+
+class Proc:
+    """A foreground child in its own process group, stopped at exit whatever happens."""
+
+    live: set["Proc"] = set()
+
+    def __init__(self, name: str, argv: list[str], logpath: Path, env: dict | None = None,
+                 cwd: Path | None = None):
+        self.name, self.argv, self.logpath = name, argv, logpath
+        self.logfile = open(logpath, "ab")
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logfile,
+                                      stderr=subprocess.STDOUT, env=env or clean_env(),
+                                      cwd=cwd, start_new_session=True, close_fds=True)
+        Proc.live.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 8.0) -> None:
+        if self in Proc.live:
+            Proc.live.discard(self)
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.popen.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    self.popen.wait(timeout=wait)
+                    # The group may still hold children (e.g. helpers).
+                    try:
+                        os.killpg(self.popen.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        try:
+            self.logfile.close()
+        except OSError:
+            pass
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for p in list(cls.live):
+            p.stop(grace=3.0)
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run(argv: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run with a timeout always, text output, proxy-free env."""
+    kw.setdefault("env", clean_env())
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def free_port(used: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOCAL, 0))
+            port = s.getsockname()[1]
+        if port not in used:
+            used.add(port)
+            return port
+
+
+def proc_tree_rss_kb(root: int) -> int:
+    """Sum of VmRSS (kB) over root and all its descendants."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children[ppid].append(int(d))
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+def proc_tree_cpu_s(root: int) -> float:
+    """user + system CPU seconds used so far by root and its descendants (threads included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stats[int(d)] = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                pass
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for pid, fields in stats.items():
+        children[int(fields[1])].append(pid)
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += int(stats[pid][11]) + int(stats[pid][12])   # utime, stime
+        stack.extend(children.get(pid, ()))
+    return total / tick
+
+
+# ------------------------------------------------------------ tiny HTTP I/O
+
+def read_response(sock: socket.socket, deadline: float) -> tuple[int, bytes, bytes]:
+    """Reads one response (Content-Length or until EOF) from a blocking socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response head")
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    want = int(m.group(1)) if m else None
+    while want is None or len(body) < want:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, head, body
+
+
+def http_get(port: int, target: str, host: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((LOCAL, port), timeout=timeout) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        status, _, body = read_response(s, deadline)
+        return status, body
+
+
+def tunnel_get(port: int, origin: int, timeout: float = 3.0) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    hp = f"{LOCAL}:{origin}"
+    with socket.create_connection((LOCAL, port), timeout=timeout) as s:
+        s.sendall(f"CONNECT {hp} HTTP/1.1\r\nHost: {hp}\r\n\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            chunk = s.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed before the CONNECT reply")
+            buf += chunk
+        status = int(buf.split(b" ", 2)[1])
+        if status != 200:
+            return status, b""
+        s.sendall(f"GET /small.bin HTTP/1.1\r\nHost: {hp}\r\nConnection: close\r\n\r\n".encode())
+        return read_response(s, deadline)[::2]
+
+
+# ---------------------------------------------------------------- the peers
+
+class Peer:
+    """One server under test: writes its config, starts, waits until it serves."""
+
+    def __init__(self, bench: "Bench", name: str, variant: str = ""):
+        self.bench, self.name, self.variant = bench, name, variant
+        self.tag = name + (f"-{variant}" if variant else "")
+        self.port = 0
+        self.proc: Proc | None = None
+        self.error: str | None = None
+        self.dir = bench.tmp / f"{self.tag}-{len(bench.peers_started)}"
+        bench.peers_started.append(self)
+
+    # Subclasses: argv (after writing config files into self.dir), and how to probe.
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    kind = "forward"          # forward | reverse | origin
+    connect = True            # can it CONNECT to the origin's port?
+    ready_timeout = 30.0
+
+    def probe(self) -> None:
+        o = self.bench.origin_port
+        if self.kind == "forward":
+            status, body = http_get(self.port, f"http://{LOCAL}:{o}/small.bin", f"{LOCAL}:{o}")
+        else:
+            status, body = http_get(self.port, "/small.bin", f"{LOCAL}:{o}")
+        if status != 200 or body != SMALL_BODY:
+            raise StartError(f"probe GET got status {status}, {len(body)} body bytes")
+
+    def start(self) -> "Peer":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port(self.bench.used_ports)
+        self.logpath = self.dir / "stdout.log"
+        try:
+            argv = self.argv()
+            self.proc = Proc(self.tag, argv, self.logpath, cwd=self.dir)
+            self.wait_ready()
+        except StartError as e:
+            self.error = f"failed to start: {e}"
+        except (OSError, subprocess.SubprocessError) as e:
+            self.error = f"failed to start: {e}"
+        if self.error:
+            log(f"{self.tag}: {self.error}")
+            self.stop()
+        else:
+            log(f"{self.tag}: ready on {LOCAL}:{self.port} (pid {self.proc.pid})")
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.proc.alive():
+                raise StartError(f"exited with status {self.proc.popen.returncode}: "
+                                 + self.diagnostics())
+            try:
+                self.probe()
+                return
+            except StartError as e:
+                last = str(e)
+            except (OSError, ValueError, IndexError) as e:
+                last = f"{type(e).__name__}: {e}"
+            time.sleep(0.2)
+        raise StartError(f"not ready after {self.ready_timeout:.0f} s ({last}): "
+                         + self.diagnostics())
+
+    def logs(self) -> list[Path]:
+        return [self.logpath]
+
+    def diagnostics(self) -> str:
+        parts = []
+        for p in self.logs():
+            t = tail(p, 8)
+            if t:
+                parts.append(f"[{p.name}] " + " | ".join(t.splitlines()))
+        return " ".join(parts)[-900:] or "(no log output)"
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.proc is not None and self.proc.alive()
+
+
+def run_as_user(preferred: str) -> tuple[str, str] | None:
+    """(user, group) for daemons that refuse to keep root, or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in (preferred, "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        import grp
+        return name, grp.getgrgid(pw.pw_gid).gr_name
+    return None
+
+
+def chown_tree(path: Path, user: str) -> None:
+    pw = pwd.getpwnam(user)
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+        for f in filenames:
+            os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
+
+
+class Nginx(Peer):
+    kind = "origin"
+    connect = False
+
+    def argv(self) -> list[str]:
+        d, b = self.dir, self.bench
+        user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / sub).mkdir(exist_ok=True)
+        conns = max(1024, b.nofile)
+        (d / "nginx.conf").write_text(f"""
+{user}
+daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile {b.nofile};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{
+    worker_connections {conns};
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 600s;
+    client_header_timeout 600s;
+    send_timeout 600s;
+    types {{ }}
+    default_type application/octet-stream;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen {LOCAL}:{self.port} backlog=4096;
+        root {b.www};
+        location / {{ }}
+    }}
+}}
+""")
+        return ["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")]
+
+    def probe(self) -> None:
+        status, body = http_get(self.port, "/small.bin", f"{LOCAL}:{self.port}")
+        if status != 200 or body != SMALL_BODY:
+            raise StartError(f"probe GET got status {status}")
+
+    def logs(self):
+        return [self.logpath, self.dir / "error.log"]
+
+
+class Anonproxy(Peer):
+    # Keys the brief's config does not need; dropped if this build rejects them.
+    OPTIONAL = ("connect_ports", "log_level")
+
+    def __init__(self, bench, variant="", workers=2, mode="elite", policies: Path | None = None):
+        super().__init__(bench, "anonproxy", variant)
+        self.workers, self.mode, self.policies = workers, mode, policies
+
+    def config(self) -> dict:
+        o = self.bench.origin_port
+        cfg = {
+            "listen": [{"address": f"{LOCAL}:{self.port}"}],
+            "mode": self.mode,
+            "workers": self.workers,
+            "log_level": "warn",
+            "connect_ports": [f"{o}-{o}"],
+            "limits": {"max_connections": 30000},
+            "timeouts": {"idle": 600, "tunnel_idle": 600, "io": 600, "shutdown": 2},
+        }
+        if self.policies is not None:
+            cfg["policies"] = str(self.policies)
+        return cfg
+
+    def check_config(self) -> Path:
+        """Writes the config; `anonproxy -t` it, dropping optional keys it rejects."""
+        cfg = self.config()
+        path = self.dir / "anonproxy.json"
+        while True:
+            path.write_text(json.dumps(cfg, indent=2) + "\n")
+            r = run([str(self.bench.binary), "-t", "-c", str(path)], timeout=20)
+            if r.returncode == 0:
+                return path
+            msg = (r.stderr or r.stdout).strip().replace("\n", " | ")
+            dropped = [k for k in self.OPTIONAL if k in cfg and re.search(rf"\b{k}\b", msg)]
+            if not dropped:
+                raise StartError(f"config rejected: {msg}")
+            for k in dropped:
+                log(f"anonproxy: this build rejects optional key {k!r} ({msg}); dropping it")
+                del cfg[k]
+
+    def argv(self) -> list[str]:
+        if not self.bench.binary.exists():
+            raise StartError(f"{self.bench.binary} not built")
+        return [str(self.bench.binary), "-c", str(self.check_config())]
+
+
+class Squid(Peer):
+    ready_timeout = 45.0
+
+    def argv(self) -> list[str]:
+        d, o = self.dir, self.bench.origin_port
+        who = run_as_user("proxy")
+        user = f"cache_effective_user {who[0]}\ncache_effective_group {who[1]}" if who else ""
+        (d / "squid.conf").write_text(f"""
+http_port {LOCAL}:{self.port}
+visible_hostname bench.invalid
+{user}
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log none
+cache_store_log none
+logfile_rotate 0
+coredump_dir {d}
+netdb_filename none
+cache deny all
+cache_mem 0 MB
+workers 1
+max_filedescriptors {self.bench.nofile}
+client_db off
+pinger_enable off
+icp_port 0
+htcp_port 0
+snmp_port 0
+dns_nameservers {LOCAL}
+shutdown_lifetime 0 seconds
+half_closed_clients off
+read_timeout 10 minutes
+client_lifetime 1 hour
+# Privacy: no client address, no Via, no version string.
+forwarded_for delete
+via off
+httpd_suppress_version_string on
+# Loopback clients only; CONNECT only to the bench origin's port.
+acl bench_port port {o}
+http_access deny CONNECT !bench_port
+http_access allow localhost
+http_access deny all
+""")
+        if who:
+            chown_tree(d, who[0])
+        r = run(["squid", "-k", "parse", "-f", str(d / "squid.conf")], timeout=30)
+        if r.returncode != 0:
+            raise StartError("squid -k parse: " + " | ".join((r.stderr + r.stdout).splitlines()[-6:]))
+        return ["squid", "-N", "-f", str(d / "squid.conf")]
+
+    def logs(self):
+        return [self.logpath, self.dir / "cache.log"]
+
+
+class Tinyproxy(Peer):
+    def argv(self) -> list[str]:
+        d, o = self.dir, self.bench.origin_port
+        who = run_as_user("nobody")
+        user = f"User {who[0]}\nGroup {who[1]}" if who else ""
+        (d / "tinyproxy.conf").write_text(f"""
+{user}
+Port {self.port}
+Listen {LOCAL}
+Timeout 600
+LogFile "{d}/tinyproxy.log"
+LogLevel Error
+PidFile "{d}/tinyproxy.pid"
+MaxClients 12000
+Allow 127.0.0.1
+DisableViaHeader Yes
+XTinyproxy No
+ConnectPort {o}
+""")
+        if who:
+            chown_tree(d, who[0])
+        return ["tinyproxy", "-d", "-c", str(d / "tinyproxy.conf")]
+
+    def logs(self):
+        return [self.logpath, self.dir / "tinyproxy.log"]
+
+
+class Privoxy(Peer):
+    def argv(self) -> list[str]:
+        d, o = self.dir, self.bench.origin_port
+        conf = d / "conf"
+        conf.mkdir(exist_ok=True)
+        src = Path("/etc/privoxy")
+        names = ["match-all.action", "default.action", "user.action",
+                 "default.filter", "user.filter"]
+        for n in names:
+            if not (src / n).exists():
+                raise StartError(f"{src / n} missing (Debian's privoxy package ships it)")
+            shutil.copy(src / n, conf / n)
+        # Default actions as Debian ships them, plus CONNECT to the bench origin.
+        (conf / "bench.action").write_text(f"{{+limit-connect{{{o}}}}}\n/\n")
+        (d / "config").write_text(f"""
+confdir {conf}
+templdir {src / 'templates'}
+logdir {d}
+logfile privoxy.log
+actionsfile match-all.action
+actionsfile default.action
+actionsfile user.action
+actionsfile bench.action
+filterfile default.filter
+filterfile user.filter
+listen-address {LOCAL}:{self.port}
+toggle 1
+enable-remote-toggle 0
+enable-remote-http-toggle 0
+enable-edit-actions 0
+enforce-blocks 0
+buffer-limit 4096
+enable-proxy-authentication-forwarding 0
+forwarded-connect-retries 0
+accept-intercepted-requests 0
+allow-cgi-request-crunching 0
+split-large-forms 0
+keep-alive-timeout 600
+tolerate-pipelining 1
+socket-timeout 600
+max-client-connections 12000
+""")
+        return ["privoxy", "--no-daemon", "--pidfile", str(d / "privoxy.pid"), str(d / "config")]
+
+    def logs(self):
+        return [self.logpath, self.dir / "privoxy.log"]
+
+
+class Haproxy(Peer):
+    kind = "reverse"
+    connect = False
+
+    def argv(self) -> list[str]:
+        d, o = self.dir, self.bench.origin_port
+        maxconn = max(256, (self.bench.nofile - 200) // 2)
+        (d / "haproxy.cfg").write_text(f"""
+global
+    nbthread 2
+    maxconn {maxconn}
+    pidfile {d}/haproxy.pid
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+    timeout http-keep-alive 600s
+frontend fe
+    bind {LOCAL}:{self.port}
+    default_backend be
+backend be
+    server origin {LOCAL}:{o}
+""")
+        r = run(["haproxy", "-c", "-f", str(d / "haproxy.cfg")], timeout=30)
+        if r.returncode != 0:
+            raise StartError("haproxy -c: " + " | ".join((r.stderr + r.stdout).splitlines()[-6:]))
+        return ["haproxy", "-db", "-f", str(d / "haproxy.cfg")]
+
+
+PEER_CLASSES = {"squid": Squid, "tinyproxy": Tinyproxy, "privoxy": Privoxy, "haproxy": Haproxy}
+
+
+# --------------------------------------------------------------- workloads
+
+def run_wrk(port: int, target: str, host: str, duration: float, threads: int = 2,
+            conns: int = 50, cpu_pid: int | None = None) -> dict:
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration:g}s", "--latency",
+            "--timeout", "5s", "-s", str(LUA), f"http://{LOCAL}:{port}/", "--", target, host]
+    cpu0 = proc_tree_cpu_s(cpu_pid) if cpu_pid else None
+    try:
+        r = run(argv, timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        return {"error": "wrk timed out"}
+    cpu = proc_tree_cpu_s(cpu_pid) - cpu0 if cpu_pid else None
+    m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
+    if not m:
+        return {"error": "wrk: " + " | ".join((r.stderr + r.stdout).strip().splitlines()[-4:])}
+    j = json.loads(m.group(1))
+    secs = j["duration_us"] / 1e6
+    good = j["requests"] - j["errors_status"]
+    sock_errors = sum(j[k] for k in ("errors_connect", "errors_read", "errors_write",
+                                     "errors_timeout"))
+    res = {"rps": good / secs if secs else 0.0, "p50_ms": j["p50_us"] / 1000,
+           "p99_ms": j["p99_us"] / 1000, "requests": j["requests"],
+           "non_2xx_3xx": j["errors_status"], "socket_errors": sock_errors, "wrk": j,
+           "server_cpu_s": cpu,
+           # CPU the proxy (or, for direct, nginx) spent per request: steadier than
+           # req/s when other jobs share the CPUs.
+           "cpu_us_per_req": cpu * 1e6 / good if cpu is not None and good > 0 else None}
+    if good <= 0:
+        res["error"] = f"no successful request ({j['errors_status']} bad statuses, " \
+                       f"{sock_errors} socket errors)"
+    return res
+
+
+def run_curl(url: str, size: int, proxy_port: int | None, tunnel: bool, timeout: float) -> dict:
+    argv = ["curl", "-s", "-o", "/dev/null", "--max-time", f"{timeout:g}",
+            "-w", "%{http_code} %{size_download} %{speed_download} %{time_total}"]
+    if proxy_port is None:
+        argv += ["--noproxy", "*"]
+    else:
+        argv += ["-x", f"http://{LOCAL}:{proxy_port}"] + (["-p"] if tunnel else [])
+    argv.append(url)
+    try:
+        r = run(argv, timeout=timeout + 30)
+    except subprocess.TimeoutExpired:
+        return {"error": "curl timed out"}
+    try:
+        code, got, speed, total = r.stdout.split()
+        got, speed, total = int(got), float(speed), float(total)
+    except ValueError:
+        return {"error": f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}"}
+    res = {"mbps": speed / 1e6, "http_code": code, "bytes": got, "seconds": total,
+           "curl_exit": r.returncode}
+    if r.returncode != 0 or code != "200" or got != size:
+        res["error"] = f"curl exit {r.returncode}, HTTP {code}, {got}/{size} bytes"
+    return res
+
+
+def set_linger0_close(s: socket.socket) -> None:
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
+
+
+def idle_tunnels(proxy_port: int, origin: int, n: int, pid: int, budget: float, hold: float,
+                 batch: int = 256, per_socket_timeout: float = 30.0) -> dict:
+    """Opens n CONNECT tunnels, checks each with one request, holds them, measures RSS."""
+    t0 = time.monotonic()
+    deadline = t0 + budget
+    hp = f"{LOCAL}:{origin}"
+    connect_req = f"CONNECT {hp} HTTP/1.1\r\nHost: {hp}\r\n\r\n".encode()
+    get_req = f"GET /small.bin HTTP/1.1\r\nHost: {hp}\r\n\r\n".encode()
+    errors: collections.Counter = collections.Counter()
+    sel = selectors.DefaultSelector()
+    established: list[socket.socket] = []
+    verified: list[socket.socket] = []
+    res: dict = {"n": n}
+
+    def drop(st, why):
+        errors[why] += 1
+        try:
+            sel.unregister(st["s"])
+        except (KeyError, ValueError):
+            pass
+        set_linger0_close(st["s"])
+
+    def pump(items, begin, on_data):
+        """Runs a phase: begin(st) starts an item, on_data(st) -> True when it is done."""
+        pending: dict[int, dict] = {}
+        it = iter(items)
+        exhausted = False
+        last_sweep = time.monotonic()
+        while (pending or not exhausted) and time.monotonic() < deadline:
+            while not exhausted and len(pending) < batch:
+                item = next(it, None)
+                if item is None:
+                    exhausted = True
+                    break
+                st = begin(item)
+                if st is not None:
+                    pending[id(st)] = st
+            for key, _ in sel.select(timeout=0.2):
+                st = key.data
+                try:
+                    done = on_data(st)
+                except OSError as e:
+                    done = f"{type(e).__name__}: {errno.errorcode.get(e.errno, e.errno)}"
+                if done:
+                    pending.pop(id(st), None)
+                    if done is not True:
+                        drop(st, done)
+            now = time.monotonic()
+            if now - last_sweep > 1.0:
+                last_sweep = now
+                for k, st in list(pending.items()):
+                    if now - st["t"] > per_socket_timeout:
+                        del pending[k]
+                        drop(st, f"no answer in {per_socket_timeout:g} s ({st['stage']})")
+        for st in pending.values():
+            drop(st, f"harness time budget ({budget:g} s) spent ({st['stage']})")
+        if not exhausted:
+            left = sum(1 for _ in it)
+            errors[f"not attempted: time budget ({budget:g} s) spent"] += left
+
+    # Phase 1: connect and CONNECT.
+    def begin_connect(_):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        rc = s.connect_ex((LOCAL, proxy_port))
+        if rc not in (0, errno.EINPROGRESS):
+            errors[f"connect: {errno.errorcode.get(rc, rc)}"] += 1
+            set_linger0_close(s)
+            return None
+        st = {"s": s, "buf": b"", "t": time.monotonic(), "stage": "connecting"}
+        sel.register(s, selectors.EVENT_WRITE, st)
+        return st
+
+    def on_connect_data(st):
+        s = st["s"]
+        if st["stage"] == "connecting":
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                return f"connect: {errno.errorcode.get(err, err)}"
+            s.send(connect_req)
+            st["stage"] = "awaiting CONNECT reply"
+            sel.modify(s, selectors.EVENT_READ, st)
+            return False
+        try:
+            data = s.recv(4096)
+        except BlockingIOError:
+            return False
+        if not data:
+            return "closed before the CONNECT reply"
+        st["buf"] += data
+        if b"\r\n\r\n" not in st["buf"]:
+            return False
+        head, _, rest = st["buf"].partition(b"\r\n\r\n")
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if line.split(" ")[1:2] != ["200"]:
+            return f"CONNECT answered {line[:60]!r}"
+        if rest:
+            return "data after the CONNECT reply"
+        sel.unregister(s)
+        established.append(s)
+        return True
+
+    rss0 = proc_tree_rss_kb(pid)
+    pump(range(n), begin_connect, on_connect_data)
+    t1 = time.monotonic()
+    res["established"] = len(established)
+    res["rss_established_kb"] = proc_tree_rss_kb(pid)
+
+    # Phase 2: one request through each tunnel.
+    def begin_get(s):
+        st = {"s": s, "buf": b"", "t": time.monotonic(), "stage": "awaiting GET response"}
+        try:
+            s.send(get_req)
+        except OSError as e:
+            drop(st, f"send GET: {errno.errorcode.get(e.errno, e.errno)}")
+            return None
+        sel.register(s, selectors.EVENT_READ, st)
+        return st
+
+    def on_get_data(st):
+        s = st["s"]
+        try:
+            data = s.recv(65536)
+        except BlockingIOError:
+            return False
+        if not data:
+            return "tunnel closed before the response"
+        st["buf"] += data
+        if b"\r\n\r\n" not in st["buf"]:
+            return False
+        head, _, body = st["buf"].partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if not m:
+            return "response without Content-Length"
+        if len(body) < int(m.group(1)):
+            return False
+        if head.split(b" ", 2)[1] != b"200" or body != SMALL_BODY:
+            return f"bad response through tunnel: {head.splitlines()[0][:60]!r}"
+        sel.unregister(s)
+        verified.append(s)
+        return True
+
+    pump(list(established), begin_get, on_get_data)
+    t2 = time.monotonic()
+    res["verified"] = len(verified)
+
+    # Hold, measure, then check that every tunnel is still open.
+    time.sleep(hold)
+    rss_held = proc_tree_rss_kb(pid)
+    alive = 0
+    check = selectors.DefaultSelector()
+    for s in verified:
+        check.register(s, selectors.EVENT_READ)
+    readable = {k.fileobj for k, _ in check.select(timeout=0.5)}
+    for s in verified:
+        if s in readable:
+            try:
+                data = s.recv(1)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:
+                errors["closed (or sent data) while held"] += 1
+                continue
+        alive += 1
+    check.close()
+    for s in verified:
+        set_linger0_close(s)
+    sel.close()
+    held = max(len(verified), 1)
+    res.update({
+        "served": alive, "rss_before_kb": rss0, "rss_held_kb": rss_held,
+        "kb_per_tunnel": (rss_held - rss0) / held,
+        "kb_per_tunnel_established": (res["rss_established_kb"] - rss0) / max(len(established), 1),
+        "seconds_establish": round(t1 - t0, 2), "seconds_verify": round(t2 - t1, 2),
+        "errors": dict(errors.most_common(8)),
+    })
+    return res
+
+
+# ------------------------------------------------------------------ harness
+
+def rotate(items: list, i: int) -> list:
+    k = i % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def median_of(runs: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in runs if "error" not in r and r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.binary = Path(args.anonproxy).resolve()
+        self.tmp = Path(tempfile.mkdtemp(prefix="anonproxy-bench-"))
+        os.chmod(self.tmp, 0o755)
+        self.www = self.tmp / "www"
+        self.used_ports: set[int] = set()
+        self.peers_started: list[Peer] = []
+        self.origin_port = 0
+        self.nofile = 1024
+        self.notes: list[str] = []
+        self.results: dict = {}
+        self.peers: dict[str, Peer | None] = {}
+        self.selected = {"anonproxy", "direct"} | set(args.peers)
+
+    # -------- setup
+    def raise_nofile(self) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = WANT_NOFILE
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+        except (ValueError, OSError):
+            want = hard if hard != resource.RLIM_INFINITY else WANT_NOFILE
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        self.nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if self.nofile < WANT_NOFILE:
+            self.notes.append(f"RLIMIT_NOFILE is {self.nofile} (hard limit {hard}; raising it "
+                              f"needs CAP_SYS_RESOURCE), so every process here has at most "
+                              f"{self.nofile} descriptors.")
+        log(f"RLIMIT_NOFILE = {self.nofile} for this script and every server it starts")
+
+    def make_files(self) -> None:
+        self.www.mkdir()
+        os.chmod(self.www, 0o755)
+        (self.www / "small.bin").write_bytes(SMALL_BODY)
+        self.big_size = self.args.big_mib * 1024 * 1024
+        block = bytes(1024 * 1024)
+        with open(self.www / "big.bin", "wb") as f:
+            for _ in range(self.args.big_mib):
+                f.write(block)
+        for p in self.www.iterdir():
+            os.chmod(p, 0o644)
+        log(f"origin files: small.bin (64 B), big.bin ({self.args.big_mib} MiB) in {self.www}")
+
+    def versions(self) -> dict:
+        out = {}
+        for name, argv in {"nginx": ["nginx", "-v"], "squid": ["squid", "-v"],
+                           "tinyproxy": ["tinyproxy", "-v"], "privoxy": ["privoxy", "--version"],
+                           "haproxy": ["haproxy", "-v"], "wrk": ["wrk", "-v"],
+                           "curl": ["curl", "--version"],
+                           "anonproxy": [str(self.binary), "-V"]}.items():
+            try:
+                r = run(argv, timeout=10)
+                out[name] = (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else ""
+            except (OSError, subprocess.SubprocessError) as e:
+                out[name] = f"unavailable: {e}"
+        return out
+
+    # -------- peers
+    def start_peer(self, name: str, **kw) -> Peer:
+        if name == "anonproxy":
+            return Anonproxy(self, **kw).start()
+        return PEER_CLASSES[name](self, name).start()
+
+    def status_of(self, name: str) -> str | None:
+        """None when the peer can be measured, else why not."""
+        if name == "direct":
+            return None
+        if name not in self.selected:
+            return "skipped (--peers)"
+        p = self.peers.get(name)
+        if p is None:
+            return "not run"
+        if p.error:
+            return p.error
+        if not p.ok:
+            return "died: " + p.diagnostics()
+        return None
+
+    def endpoint(self, name: str) -> tuple[int, str, str]:
+        """(port to connect to, request target, Host) for small requests."""
+        o = self.origin_port
+        if name == "direct":
+            return o, "/small.bin", f"{LOCAL}:{o}"
+        p = self.peers[name]
+        if p.kind == "reverse":
+            return p.port, "/small.bin", f"{LOCAL}:{o}"
+        return p.port, f"http://{LOCAL}:{o}/small.bin", f"{LOCAL}:{o}"
+
+    # -------- workloads
+    def wl_small(self) -> None:
+        a = self.args
+        out = {n: {"runs": []} for n in PEERS}
+        for i in range(a.runs):
+            for name in rotate(PEERS, i):   # interleaved, so load spikes hit everyone
+                why = self.status_of(name)
+                if why:
+                    out[name]["error"] = why
+                    continue
+                port, target, host = self.endpoint(name)
+                pid = self.origin.proc.pid if name == "direct" else self.peers[name].proc.pid
+                r = run_wrk(port, target, host, a.duration, conns=a.connections, cpu_pid=pid)
+                out[name]["runs"].append(r)
+                log(f"small requests run {i + 1}/{a.runs} {name}: " +
+                    (r.get("error") or f"{r['rps']:,.0f} req/s p50 {r['p50_ms']:.2f} ms "
+                                       f"p99 {r['p99_ms']:.2f} ms, "
+                                       f"{r['cpu_us_per_req']:.1f} us CPU/req, "
+                                       f"{r['non_2xx_3xx']} bad statuses, "
+                                       f"{r['socket_errors']} socket errors"))
+        for name in PEERS:
+            self.summarise(out[name], ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"))
+        self.results["small"] = out
+
+    def summarise(self, entry: dict, keys) -> None:
+        runs = entry["runs"]
+        entry["median"] = {k: median_of(runs, k) for k in keys}
+        if runs and all("error" in r for r in runs) and "error" not in entry:
+            entry["error"] = runs[-1]["error"]
+
+    def compare_anonproxy(self, key: str, variants: dict[str, dict]) -> dict:
+        """Interleaved small-request runs for several anonproxy configurations."""
+        a = self.args
+        out = {}
+        procs = {}
+        for label, kw in variants.items():
+            p = Anonproxy(self, variant=label, **kw).start()
+            procs[label] = p
+            out[label] = {"runs": [], "config": kw | {"policies": str(kw.get("policies"))}}
+            if p.error:
+                out[label]["error"] = p.error
+        try:
+            for i in range(a.runs):
+                # Alternate the order so neither variant always runs first.
+                order = list(procs.items())
+                for label, p in (order if i % 2 == 0 else order[::-1]):
+                    if not p.ok:
+                        out[label].setdefault("error", "died: " + p.diagnostics())
+                        continue
+                    o = self.origin_port
+                    r = run_wrk(p.port, f"http://{LOCAL}:{o}/small.bin", f"{LOCAL}:{o}",
+                                a.duration, conns=a.connections, cpu_pid=p.proc.pid)
+                    out[label]["runs"].append(r)
+                    log(f"{key} run {i + 1}/{a.runs} anonproxy {label}: " +
+                        (r.get("error") or f"{r['rps']:,.0f} req/s, "
+                                           f"{r['cpu_us_per_req']:.1f} us CPU/req"))
+        finally:
+            for p in procs.values():
+                p.stop()
+        for label in out:
+            self.summarise(out[label], ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"))
+        return out
+
+    def wl_scaling(self) -> None:
+        self.results["scaling"] = self.compare_anonproxy(
+            "scaling", {"workers1": {"workers": 1}, "workers2": {"workers": 2}})
+
+    def wl_elite(self) -> None:
+        src = ROOT / "policies" / "elite.json"
+        if not src.exists():
+            self.results["elite"] = {"error": f"n/a: {src.relative_to(ROOT)} does not exist yet"}
+            log("elite scrubbing cost: " + self.results["elite"]["error"])
+            return
+        pol = self.tmp / "policies"
+        pol.mkdir(exist_ok=True)
+        for f in (ROOT / "policies").glob("*.json"):   # elite.json may "extend" others
+            shutil.copy(f, pol / f.name)
+        (pol / "pass.json").write_text(json.dumps(
+            {"description": "passes everything", "request": {}, "response": {}}, indent=2) + "\n")
+        # Does this build take a "policies" directory and a custom mode at all?
+        probe = Anonproxy(self, variant="probe", mode="pass", policies=pol)
+        probe.dir.mkdir(parents=True, exist_ok=True)
+        probe.port = free_port(self.used_ports)
+        try:
+            probe.check_config()
+        except StartError as e:
+            self.results["elite"] = {"error": f"n/a: this build rejects the policies config ({e})"}
+            log("elite scrubbing cost: " + self.results["elite"]["error"])
+            return
+        out = self.compare_anonproxy("elite cost", {
+            "elite": {"mode": "elite", "policies": pol, "workers": 2},
+            "pass": {"mode": "pass", "policies": pol, "workers": 2}})
+        e, p = out["elite"]["median"]["rps"], out["pass"]["median"]["rps"]
+        if e and p:
+            out["cost_percent"] = (p - e) / p * 100
+            ce, cp = out["elite"]["median"]["cpu_us_per_req"], out["pass"]["median"]["cpu_us_per_req"]
+            if ce and cp:
+                out["cpu_cost_percent"] = (ce - cp) / cp * 100
+        else:
+            out["error"] = "; ".join(f"{k}: {v['error']}" for k, v in out.items()
+                                     if isinstance(v, dict) and v.get("error")) or "no result"
+        self.results["elite"] = out
+
+    def wl_bulk(self, key: str, tunnel: bool) -> None:
+        a = self.args
+        names = [n for n in PEERS if n == "direct" or
+                 (n in FORWARD if tunnel else n in FORWARD + ["haproxy"])]
+        url = f"http://{LOCAL}:{self.origin_port}/big.bin"
+        out = {n: {"runs": []} for n in PEERS}
+        for n in PEERS:
+            if n not in names:
+                out[n]["error"] = "n/a: not a forward proxy" if tunnel else "n/a"
+        for i in range(a.runs):
+            for name in rotate(names, i):
+                why = self.status_of(name)
+                if why:
+                    out[name]["error"] = why
+                    continue
+                if name == "direct":
+                    r = run_curl(url, self.big_size, None, False, a.curl_timeout)
+                elif self.peers[name].kind == "reverse":
+                    r = run_curl(f"http://{LOCAL}:{self.peers[name].port}/big.bin",
+                                 self.big_size, None, False, a.curl_timeout)
+                else:
+                    r = run_curl(url, self.big_size, self.peers[name].port, tunnel,
+                                 a.curl_timeout)
+                out[name]["runs"].append(r)
+                log(f"{key} run {i + 1}/{a.runs} {name}: " +
+                    (r.get("error") or f"{r['mbps']:,.0f} MB/s in {r['seconds']:.2f} s"))
+        for name in PEERS:
+            self.summarise(out[name], ("mbps",))
+        self.results[key] = out
+
+    def wl_idle(self) -> None:
+        a = self.args
+        n = a.tunnels
+        cap = (self.nofile - 64) // 2   # the proxy needs 2 descriptors a tunnel
+        if n > cap:
+            if a.tunnels_explicit:
+                self.notes.append(f"--tunnels {n} exceeds what RLIMIT_NOFILE={self.nofile} allows "
+                                  f"a proxy (~{cap}); running it anyway.")
+            else:
+                self.notes.append(f"Idle tunnels: N capped from {n:,} to {cap:,} because each "
+                                  f"proxy holds 2 descriptors per tunnel and RLIMIT_NOFILE is "
+                                  f"{self.nofile}.")
+                n = cap
+        out = {name: {"runs": [], "n": n} for name in PEERS}
+        for name in PEERS:
+            if name not in FORWARD:
+                out[name]["error"] = "n/a: not a forward proxy"
+        for name in FORWARD:
+            if name not in self.selected:
+                out[name]["error"] = "skipped (--peers)"
+                continue
+            for i in range(a.runs):
+                # A fresh process for every run: RSS growth from a clean start.
+                p = self.start_peer(name)
+                try:
+                    if p.error:
+                        out[name]["error"] = p.error
+                        break
+                    try:   # warm-up: lazily created per-process state is not per-tunnel cost
+                        for _ in range(4):
+                            tunnel_get(p.port, self.origin_port)
+                    except (OSError, ValueError, IndexError) as e:
+                        log(f"idle tunnels {name}: warm-up tunnel failed: {e}")
+                    time.sleep(0.5)
+                    r = idle_tunnels(p.port, self.origin_port, n, p.proc.pid, a.tunnel_budget,
+                                     a.hold)
+                    r["proxy_alive_after"] = p.ok
+                    if not p.ok:
+                        r["proxy_log"] = p.diagnostics()
+                    else:
+                        r["proxy_log_tail"] = p.diagnostics()[-400:]
+                    out[name]["runs"].append(r)
+                    log(f"idle tunnels run {i + 1}/{a.runs} {name}: served {r['served']:,}/{n:,}, "
+                        f"{r['kb_per_tunnel']:.1f} KB/tunnel (RSS {r['rss_before_kb']:,} -> "
+                        f"{r['rss_held_kb']:,} kB), established in {r['seconds_establish']} s, "
+                        f"verified in {r['seconds_verify']} s, errors {r['errors']}")
+                finally:
+                    p.stop()
+                time.sleep(1.0)   # let the kernel reap the closed sockets
+        for name in PEERS:
+            e = out[name]
+            runs = e["runs"]
+            e["median"] = {"kb_per_tunnel": median_of(runs, "kb_per_tunnel"),
+                           "served": median_of(runs, "served")}
+            e["min_served"] = min((r["served"] for r in runs), default=None)
+        self.results["idle"] = out
+
+    # -------- orchestration
+    def run(self) -> None:
+        a = self.args
+        self.raise_nofile()
+        self.make_files()
+        origin = Nginx(self, "origin").start()
+        if origin.error:
+            raise SystemExit(f"bench: the nginx origin did not start, nothing to measure: "
+                             f"{origin.error}")
+        self.origin_port = origin.port
+        self.origin = origin
+        self.meta = {
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg(), "nofile": self.nofile,
+            "runs": a.runs, "duration_s": a.duration, "connections": a.connections,
+            "big_file_bytes": self.big_size, "versions": self.versions(),
+            "origin_port": self.origin_port,
+        }
+        wl = set(a.workloads)
+        if wl & {"small", "tunnel", "plain"}:
+            self.peers["anonproxy"] = self.start_peer("anonproxy", workers=2)
+            for name in PEER_CLASSES:
+                if name in self.selected:
+                    self.peers[name] = self.start_peer(name)
+        if "small" in wl:
+            self.wl_small()
+        if "scaling" in wl:
+            self.wl_scaling()
+        if "elite" in wl:
+            self.wl_elite()
+        if "tunnel" in wl:
+            self.wl_bulk("tunnel", tunnel=True)
+        if "plain" in wl:
+            self.wl_bulk("plain", tunnel=False)
+        for name, p in self.peers.items():
+            if p:
+                p.stop()
+        if "idle" in wl:
+            self.wl_idle()
+        # Last lines of every server's logs, for errors worth a look.
+        self.meta["server_logs"] = {f"{p.tag}#{i}": p.diagnostics()
+                                    for i, p in enumerate(self.peers_started) if p.proc}
+        if not origin.ok:
+            self.notes.append("The nginx origin died during the run: " + origin.diagnostics())
+        self.meta["loadavg_end"] = os.getloadavg()
+        busy = max(self.meta["loadavg_start"][0], self.meta["loadavg_end"][0])
+        if busy > (os.cpu_count() or 1):
+            self.notes.append(f"The machine was busy (load average up to {busy:.1f} on "
+                              f"{os.cpu_count()} CPUs, other jobs included): figures are noisy.")
+        self.meta["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+    def cleanup(self) -> None:
+        Proc.stop_all()
+        if self.args.keep_tmp:
+            log(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ report
+
+def fmt_num(v: float | None, digits: int = 0) -> str:
+    return "n/a" if v is None else f"{v:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+class Report:
+    def __init__(self, bench: Bench):
+        self.b = bench
+        self.r = bench.results
+        self.verdicts: list[str] = []
+
+    def cell_error(self, entry: dict | None) -> str | None:
+        if entry is None:
+            return "not run"
+        if entry.get("error") and not any("error" not in r for r in entry.get("runs", [])):
+            return entry["error"]
+        return None
+
+    @staticmethod
+    def clean(text: str) -> str:
+        text = text.replace("|", "/").replace("\n", " ")
+        return text if len(text) <= 160 else text[:157] + "..."
+
+    def target(self, desc: str, value: float | None, limit: float, higher: bool,
+               extra_ok: bool = True) -> str:
+        if value is None:
+            v = "N/A"
+        elif (value >= limit if higher else value <= limit) and extra_ok:
+            v = "PASS"
+        else:
+            v = "FAIL"
+        self.verdicts.append(v)
+        return f"{desc}: {v}"
+
+    def row_metric(self, key: str, metric: str, unit: str, digits: int) -> tuple[list[str], dict]:
+        cells, vals = [], {}
+        for name in PEERS:
+            e = self.r.get(key, {}).get(name)
+            err = self.cell_error(e)
+            if err:
+                cells.append(self.clean(err))
+                continue
+            v = e["median"][metric]
+            vals[name] = v
+            bad = [r for r in e["runs"] if "error" in r]
+            s = f"{fmt_num(v, digits)} {unit}"
+            if bad:
+                s += f" ({len(bad)}/{len(e['runs'])} runs failed: {self.clean(bad[0]['error'])})"
+            if metric == "rps":
+                kinds = collections.Counter()
+                for r in e["runs"]:
+                    for k in ("connect", "read", "write", "timeout", "status"):
+                        kinds[k] += r.get("wrk", {}).get(f"errors_{k}", 0)
+                errs = ", ".join(f"{v:,} {'bad-status' if k == 'status' else k}"
+                                 for k, v in kinds.items() if v)
+                if errs:
+                    s += f" (wrk errors: {errs})"
+            cells.append(s)
+        return cells, vals
+
+    def ratios(self, vals: dict, unit: str, digits: int) -> str:
+        a = vals.get("anonproxy")
+        if a is None:
+            return "n/a"
+        parts = [f"{ratio(a, vals[n]):.2f}x {LABELS.get(n, n).split(' ')[0]}"
+                 + (" (ceiling)" if n == "haproxy" else "")
+                 for n in PEERS[1:] if vals.get(n)]
+        return f"anonproxy {fmt_num(a, digits)} {unit} = " + (", ".join(parts) or "no peer figure")
+
+    def build(self) -> str:
+        head = ["Workload"] + [LABELS.get(n, n) for n in PEERS] + ["anonproxy vs peers", "Targets"]
+        rows = []
+        r = self.r
+
+        if "small" in r:
+            cells, vals = self.row_metric("small", "rps", "req/s", 0)
+            t = "; ".join([
+                self.target(">= 4x squid", ratio(vals.get("anonproxy"), vals.get("squid")), 4, True),
+                self.target(">= 6x tinyproxy", ratio(vals.get("anonproxy"), vals.get("tinyproxy")), 6, True),
+                self.target(">= 0.9x haproxy", ratio(vals.get("anonproxy"), vals.get("haproxy")), 0.9, True)])
+            rows.append([f"1. Small requests, 64 B GET, wrk -t2 -c{self.b.args.connections} "
+                         f"keep-alive (req/s)"] + cells + [self.ratios(vals, "req/s", 0), t])
+            lat = []
+            for name in PEERS:
+                e = r["small"][name]
+                err = self.cell_error(e)
+                lat.append("-" if err else f"{e['median']['p50_ms']:.2f} / {e['median']['p99_ms']:.2f} ms")
+            rows.append(["1b. Small requests latency p50 / p99"] + lat + ["", ""])
+            cpu, cvals = [], {}
+            for name in PEERS:
+                e = r["small"][name]
+                v = None if self.cell_error(e) else e["median"].get("cpu_us_per_req")
+                cpu.append("-" if v is None else f"{v:.1f} us" + (" (nginx)" if name == "direct" else ""))
+                if v is not None and name != "direct":
+                    cvals[name] = v
+            rows.append(["1c. Small requests: CPU per request of the proxy process "
+                         "(less load-sensitive than req/s)"] + cpu
+                        + [self.ratios(cvals, "us/req", 1) + " (lower is better)", ""])
+
+        big = f"{self.b.args.big_mib / 1024:g} GiB" if self.b.args.big_mib >= 1024 else f"{self.b.args.big_mib} MiB"
+        if "tunnel" in r:
+            cells, vals = self.row_metric("tunnel", "mbps", "MB/s", 0)
+            t = "; ".join([
+                self.target(">= 1.2x squid", ratio(vals.get("anonproxy"), vals.get("squid")), 1.2, True),
+                self.target(">= 0.8x direct", ratio(vals.get("anonproxy"), vals.get("direct")), 0.8, True)])
+            rows.append([f"2. Tunnel throughput, {big} through CONNECT, curl -p (MB/s)"] + cells
+                        + [self.ratios(vals, "MB/s", 0), t])
+        if "plain" in r:
+            cells, vals = self.row_metric("plain", "mbps", "MB/s", 0)
+            rows.append([f"3. Plain-HTTP throughput, {big} absolute-form GET (MB/s)"] + cells
+                        + [self.ratios(vals, "MB/s", 0), "(no target)"])
+        if "idle" in r:
+            cells, vals = [], {}
+            idle = r["idle"]
+            for name in PEERS:
+                e = idle[name]
+                err = self.cell_error(e)
+                if err or not e["runs"]:
+                    cells.append(self.clean(err or "no run"))
+                    continue
+                v = e["median"]["kb_per_tunnel"]
+                vals[name] = v
+                runs = e["runs"]
+                lo, hi = min(x["served"] for x in runs), max(x["served"] for x in runs)
+                served = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+                each = "in the run" if len(runs) == 1 else f"in each of {len(runs)} runs" \
+                    if lo == hi else f"over {len(runs)} runs"
+                cells.append(f"{v:.1f} KB/tunnel, served {served}/{e['n']:,} {each}")
+            a = idle.get("anonproxy", {})
+            all_served = bool(a.get("runs")) and a.get("min_served") == a.get("n")
+            t = self.target(f"<= 8 KB/tunnel at {idle['anonproxy']['n']:,}, every tunnel served",
+                            vals.get("anonproxy"), 8.0, False, all_served)
+            rows.append(["4. Idle CONNECT tunnels: RSS growth per tunnel, tunnels served"]
+                        + cells + [self.ratios(vals, "KB/tunnel", 1), t])
+        if "scaling" in r:
+            s = r["scaling"]
+            w1, w2 = s["workers1"], s["workers2"]
+            e1, e2 = self.cell_error(w1), self.cell_error(w2)
+            if e1 or e2:
+                cell = self.clean(f"workers=1: {e1 or 'ok'}; workers=2: {e2 or 'ok'}")
+                rat = "n/a"
+            else:
+                v1, v2 = w1["median"]["rps"], w2["median"]["rps"]
+                cell = f"workers=1 {fmt_num(v1)} -> workers=2 {fmt_num(v2)} req/s"
+                c1, c2 = w1["median"].get("cpu_us_per_req"), w2["median"].get("cpu_us_per_req")
+                if c1 and c2:
+                    cell += f" (CPU/request {c1:.1f} vs {c2:.1f} us)"
+                rat = f"workers=2 / workers=1 = {ratio(v2, v1):.2f}x"
+            rows.append(["5. Scaling: small requests, anonproxy workers 1 vs 2"] + [cell]
+                        + ["-"] * (len(PEERS) - 1) + [rat, "(no target)"])
+        if "elite" in r:
+            el = r["elite"]
+            if "cost_percent" in el:
+                ve, vp = el["elite"]["median"]["rps"], el["pass"]["median"]["rps"]
+                cell = (f"elite {fmt_num(ve)} vs pass {fmt_num(vp)} req/s: "
+                        f"cost {el['cost_percent']:.1f}%")
+                if "cpu_cost_percent" in el:
+                    cell += (f"; CPU/request elite {el['elite']['median']['cpu_us_per_req']:.1f} vs "
+                             f"pass {el['pass']['median']['cpu_us_per_req']:.1f} us: "
+                             f"{el['cpu_cost_percent']:+.1f}%")
+                cost = el["cost_percent"]
+            else:
+                cell = self.clean(el.get("error", "n/a"))
+                cost = None
+            rows.append(["6. Elite scrubbing cost: small requests, mode elite vs pass"] + [cell]
+                        + ["-"] * (len(PEERS) - 1)
+                        + ["" if cost is None else f"elite = {1 - cost / 100:.3f}x pass",
+                           self.target("<= 5%", cost, 5.0, False)])
+
+        def line(cols):
+            return "| " + " | ".join(cols) + " |"
+        out = [line(head), line(["---"] * len(head))] + [line(row) for row in rows]
+        return "\n".join(out)
+
+
+# -------------------------------------------------------------------- main
+
+def check_deps() -> None:
+    def missing() -> list[str]:
+        out = []
+        for pkg, binary in PACKAGES.items():
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                               text=True, timeout=30)
+            if "install ok installed" not in r.stdout or not shutil.which(
+                    binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+                out.append(pkg)
+        return out
+
+    need = missing()
+    if not need:
+        return
+    if os.geteuid() != 0:
+        print(f"bench: missing Debian packages: {' '.join(need)}\n"
+              f"bench: install them as root with:\n  {APT_LINE}", file=sys.stderr)
+        sys.exit(1)
+    log(f"installing {' '.join(need)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + list(PACKAGES)
+    r = subprocess.run(cmd, env=env, timeout=1200, capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, timeout=600, capture_output=True)
+        r = subprocess.run(cmd, env=env, timeout=1200, capture_output=True, text=True)
+    if r.returncode != 0 or missing():
+        print(f"bench: {APT_LINE} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}", file=sys.stderr)
+        sys.exit(1)
+
+
+def ensure_binary(path: Path) -> None:
+    if path.exists():
+        return
+    for attempt in range(3):
+        log(f"{path} missing: make -C {ROOT} (attempt {attempt + 1})")
+        try:
+            r = run(["make", "-C", str(ROOT)], timeout=600)
+        except subprocess.TimeoutExpired:
+            continue
+        if r.returncode == 0 and path.exists():
+            return
+        time.sleep(5)
+    log(f"{path} could not be built; anonproxy rows will say so")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="development run: 1 run of 2 s, 1,000 idle tunnels")
+    p.add_argument("--runs", type=int, help="runs per figure, the median is reported (default 3)")
+    p.add_argument("--duration", type=float, help="seconds per wrk run (default 10)")
+    p.add_argument("--tunnels", type=int, help="idle tunnels to hold (default 10,000)")
+    p.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
+    p.add_argument("--big-mib", type=int, default=1024, help="size of the big file (default 1024)")
+    p.add_argument("--hold", type=float, help="seconds to hold the idle tunnels before measuring")
+    p.add_argument("--tunnel-budget", type=float, default=120.0,
+                   help="seconds allowed per idle-tunnel run (default 120)")
+    p.add_argument("--curl-timeout", type=float, default=180.0,
+                   help="seconds allowed per big download (default 180)")
+    p.add_argument("--workloads", default="small,scaling,elite,tunnel,plain,idle",
+                   help="comma-separated subset of small,scaling,elite,tunnel,plain,idle")
+    p.add_argument("--peers", default="squid,tinyproxy,privoxy,haproxy",
+                   help="comma-separated peers to measure besides anonproxy and direct "
+                        "(default squid,tinyproxy,privoxy,haproxy)")
+    p.add_argument("--anonproxy", default=str(ROOT / "build" / "anonproxy"),
+                   help="the binary to measure (default build/anonproxy)")
+    p.add_argument("--json", default=str(ROOT / "build" / "bench.json"),
+                   help="where to write raw runs and medians (default build/bench.json)")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (configs, logs)")
+    a = p.parse_args(argv)
+    a.tunnels_explicit = a.tunnels is not None
+    a.runs = a.runs or (1 if a.quick else 3)
+    a.duration = a.duration or (2.0 if a.quick else 10.0)
+    a.tunnels = a.tunnels or (1000 if a.quick else 10000)
+    a.hold = a.hold if a.hold is not None else (1.0 if a.quick else 3.0)
+    a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    a.peers = [w.strip() for w in a.peers.split(",") if w.strip()]
+    bad_peers = set(a.peers) - set(PEER_CLASSES)
+    if bad_peers:
+        p.error(f"unknown peers {sorted(bad_peers)} (choose from {', '.join(PEER_CLASSES)})")
+    bad = set(a.workloads) - {"small", "scaling", "elite", "tunnel", "plain", "idle"}
+    if bad or a.runs < 1 or a.duration <= 0 or a.tunnels < 1 or a.big_mib < 1:
+        p.error(f"bad arguments {sorted(bad) if bad else ''}")
+    return a
+
+
+def on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    atexit.register(Proc.stop_all)
+    check_deps()
+    ensure_binary(Path(args.anonproxy))
+    bench = Bench(args)
+    atexit.register(bench.cleanup)
+    try:
+        bench.run()
+    finally:
+        Proc.stop_all()
+    report = Report(bench)
+    table = report.build()
+    a = args
+    print(f"\n## anonproxy benchmark ({'quick: ' if a.quick else ''}median of {a.runs} run(s), "
+          f"{a.duration:g} s wrk runs, {os.cpu_count()} CPUs, load average at start "
+          f"{bench.meta['loadavg_start'][0]:.2f})\n")
+    print(table)
+    v = collections.Counter(report.verdicts)
+    print(f"\nTargets: {v['PASS']} PASS, {v['FAIL']} FAIL, {v['N/A']} N/A. "
+          "Ratios are anonproxy / peer (for KB/tunnel and CPU/request, lower is better). "
+          "Every process ran on 127.0.0.1 on the same machine as its load generator.")
+    small = bench.results.get("small", {})
+    for name in PEERS:
+        runs = [r for r in small.get(name, {}).get("runs", []) if "wrk" in r]
+        reads = sum(r["wrk"]["errors_read"] for r in runs)
+        if runs and reads > 0.5 * sum(r["wrk"]["requests"] for r in runs):
+            bench.notes.append(
+                f"{name}: wrk counted {reads:,} read errors in small requests: the proxy closes "
+                f"the client connection after each response without announcing it "
+                f"(no Connection: close), so wrk reconnects every time; req/s counts the "
+                f"responses received.")
+    for n in bench.notes:
+        print(f"- {n}")
+    out = {"meta": bench.meta, "args": {k: v for k, v in vars(args).items()},
+           "notes": bench.notes, "results": bench.results,
+           "verdicts": dict(v), "table": table}
+    path = Path(args.json)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+        print(f"\nRaw runs and medians: {path}")
+    except OSError as e:
+        log(f"could not write {path}: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
