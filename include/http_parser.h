@@ -27,6 +27,24 @@ typedef struct http_limits {
     size_t max_line;    /* one header field line: else 431 */
 } http_limits;
 
+/* The fields the proxy itself acts on, recognised once while parsing so
+ * that the per-request code compares integers, not names. */
+typedef enum http_known {
+    HF_OTHER,
+    HF_HOST,
+    HF_CONNECTION,
+    HF_CONTENT_LENGTH,
+    HF_TRANSFER_ENCODING,
+    HF_PROXY_CONNECTION,
+    HF_KEEP_ALIVE,
+    HF_TE,
+    HF_TRAILER,
+    HF_UPGRADE,
+    HF_PROXY_AUTHORIZATION,
+    HF_PROXY_AUTHENTICATE,
+    HF_X_ANONPROXY_COUNTRY,
+} http_known;
+
 /* One header field. All pointers into the parsed buffer. */
 typedef struct http_field {
     const char *name;   /* field name exactly as received (case kept) */
@@ -35,6 +53,7 @@ typedef struct http_field {
     size_t value_len;
     const char *line;   /* the whole line as received, CRLF included */
     size_t line_len;
+    http_known known;   /* which known field the name is, whatever its case */
 } http_field;
 
 typedef struct http_request {
@@ -114,6 +133,9 @@ int http_request_framing(const http_request *req, http_framing *out);
 int http_response_framing(const http_response *resp, int request_was_head, http_framing *out);
 
 /* Helpers over fields. */
+
+/* Which known field a name is (HF_OTHER for any other). */
+http_known http_classify(const char *name, size_t len);
 
 /* Case-insensitive comparison of a field name with a NUL-terminated name. */
 int http_name_is(const http_field *f, const char *name);

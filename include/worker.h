@@ -58,6 +58,7 @@ typedef struct worker {
     struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */
     struct judge *judge;          /* worker 0 serves the configured judge, if any */
     http_limits limits;           /* cfg->limits as the parser wants them */
+    struct evbuffer *scratch;     /* a head being built, before it joins an output */
     http_field *scratch_fields;   /* limits.max_headers entries: heads are parsed and
                                    * passed on within one callback, so one array serves
                                    * every connection of the worker */

@@ -86,6 +86,11 @@ typedef struct client {
     int client_keeps;               /* client connection persists after this response */
     int origin_eof;
     body_pump resp_body;
+
+    /* The io timeout: callbacks stamp progress and the timer checks it
+     * lazily, so a busy connection re-arms no timer per read or write. */
+    struct timeval progress_at;
+    size_t out_seen;                /* client output length at the last check */
 } client;
 
 /* What policy variables expand to for this client; host may be NULL. */
@@ -93,6 +98,29 @@ static policy_vars vars_of(const client *c, const char *host)
 {
     policy_vars v = {c->peer_ip, c->peer_port, c->w->cfg->proxy_name, host};
     return v;
+}
+
+static void touch(client *c)
+{
+    event_base_gettimeofday_cached(c->w->base, &c->progress_at);
+}
+
+/* Milliseconds of timeouts.io left since the last progress (0: stalled).
+ * A client draining its output counts as progress even when no write
+ * callback fired (they fire only below the low watermark). */
+static unsigned io_left(client *c)
+{
+    size_t out = evbuffer_get_length(bufferevent_get_output(c->cbev));
+    if (out != c->out_seen) {
+        c->out_seen = out;
+        touch(c);
+    }
+    struct timeval now, quiet;
+    event_base_gettimeofday_cached(c->w->base, &now);
+    timersub(&now, &c->progress_at, &quiet);
+    unsigned long ms = (unsigned long)quiet.tv_sec * 1000 + (unsigned long)quiet.tv_usec / 1000;
+    unsigned io = c->w->cfg->timeouts.io_ms;
+    return ms >= io ? 0 : (unsigned)(io - ms);
 }
 
 static void set_timer(client *c, unsigned ms)
@@ -227,18 +255,18 @@ static void write_request_head(client *c, struct evbuffer *out)
 static int send_request(client *c)
 {
     const struct config *cfg = c->w->cfg;
-    struct timeval io = ms_tv(cfg->timeouts.io_ms);
 
     c->state = C_EXCHANGE;
     c->resp_state = R_HEAD;
     c->resp_scan = 0;
     c->resp_started = 0;
     c->origin_eof = 0;
+    touch(c);
+    c->out_seen = evbuffer_get_length(bufferevent_get_output(c->cbev));
+    set_timer(c, cfg->timeouts.io_ms);
 
     bufferevent_setcb(c->ubev, origin_read_cb, origin_write_cb, origin_event_cb, c);
     body_set_flow(c->ubev, cfg->limits.buffer_bytes);
-    bufferevent_set_timeouts(c->ubev, &io, &io);
-    bufferevent_set_timeouts(c->cbev, &io, &io);
     write_request_head(c, bufferevent_get_output(c->ubev));
     bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
     return pump_request_body(c);
@@ -307,9 +335,8 @@ static int exchange_done(client *c)
         connector_release(c->w, &c->up, c->up_host, c->up_port, c->ubev);
         c->ubev = NULL;
     } else {
-        struct timeval idle = ms_tv(cfg->timeouts.idle_ms);
+        /* It lives as long as the client's idle time, at most. */
         bufferevent_setcb(c->ubev, idle_origin_read_cb, NULL, idle_origin_event_cb, c);
-        bufferevent_set_timeouts(c->ubev, &idle, NULL);
         bufferevent_enable(c->ubev, EV_READ);
         c->up_reused = 1;
     }
@@ -320,8 +347,6 @@ static int exchange_done(client *c)
     c->state = C_HEAD;
     c->head_scan = 0;
     c->head_started = 0;
-    struct timeval io = ms_tv(cfg->timeouts.io_ms);
-    bufferevent_set_timeouts(c->cbev, NULL, &io);
     bufferevent_enable(c->cbev, EV_READ);
     set_timer(c, cfg->timeouts.idle_ms);
     /* A pipelined request may already be waiting. */
@@ -416,7 +441,8 @@ static int handle_response_head(client *c)
             if (!c->upgrading)
                 return fail_request(c, 502, "the origin switched protocols unasked");
             response_plan plan = {c->client_minor, 1, 0, 1};
-            forward_response_head(out, &resp, &plan, c->policy, &vars);
+            forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
+            evbuffer_add_buffer(out, w->scratch);
             evbuffer_drain(in, head_len);
             return become_tunnel(c);
         }
@@ -424,7 +450,8 @@ static int handle_response_head(client *c)
             /* HTTP/1.0 clients do not understand interim responses. */
             if (c->client_minor >= 1) {
                 response_plan plan = {c->client_minor, 1, 0, 0};
-                forward_response_head(out, &resp, &plan, c->policy, &vars);
+                forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
+                evbuffer_add_buffer(out, w->scratch);
             }
             evbuffer_drain(in, head_len);
             continue;
@@ -440,7 +467,10 @@ static int handle_response_head(client *c)
         c->client_keeps = c->client_keep_alive && c->req_body.done && !w->draining &&
                           framing.kind != BODY_CLOSE && !(chunked && c->client_minor == 0);
         response_plan plan = {c->client_minor, c->client_keeps, chunked && c->client_minor == 0, 0};
-        forward_response_head(out, &resp, &plan, c->policy, &vars);
+        /* Built aside and moved in once: each add to a bufferevent's output
+         * runs its callbacks. */
+        forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
+        evbuffer_add_buffer(out, w->scratch);
         evbuffer_drain(in, head_len);
         body_pump_init(&c->resp_body, &framing, c->client_minor >= 1);
         c->resp_started = 1;
@@ -452,6 +482,7 @@ static int handle_response_head(client *c)
 static void origin_read_cb(struct bufferevent *bev, void *arg)
 {
     client *c = arg;
+    touch(c);
     body_read_more(bev, c->w->cfg->limits.buffer_bytes);
     if (c->resp_state == R_HEAD)
         handle_response_head(c);
@@ -464,6 +495,7 @@ static void origin_write_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     client *c = arg;
+    touch(c);
     if (c->state == C_EXCHANGE && !c->req_body.done)
         pump_request_body(c);
 }
@@ -489,26 +521,17 @@ static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
         fail_request(c, 502, "the origin closed the connection without a complete response");
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !c->req_body.done) {
-        /* Origins answer after the whole body; a slow upload is not a silent
-         * origin (a stalled one is caught by the write timeout). */
-        bufferevent_enable(bev, EV_READ);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT)
-        fail_request(c, 504, "the origin did not answer in time");
-    else
-        fail_request(c, 502, "the connection to the origin failed");
+    fail_request(c, 502, "the connection to the origin failed");
 }
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* Counts fields with a given name. */
-static size_t count_fields(const http_request *req, const char *name)
+/* Counts fields of a known kind. */
+static size_t count_fields(const http_request *req, http_known kind)
 {
     size_t n = 0;
     for (size_t i = 0; i < req->nfields; i++)
-        n += http_name_is(&req->fields[i], name);
+        n += req->fields[i].known == kind;
     return n;
 }
 
@@ -556,7 +579,7 @@ static int handle_connect(client *c, const http_request *req, size_t head_len)
         return fail_request(c, 400, "CONNECT needs a host:port target");
     if (!config_connect_port_allowed(cfg, t.port))
         return fail_request(c, 403, "CONNECT to this port is not allowed");
-    if (count_fields(req, "Content-Length") || count_fields(req, "Transfer-Encoding"))
+    if (count_fields(req, HF_CONTENT_LENGTH) || count_fields(req, HF_TRANSFER_ENCODING))
         return fail_request(c, 400, "a CONNECT request has no body");
     /* A tunnel always gets a connection of its own. */
     free_origin(c);
@@ -584,7 +607,7 @@ static int handle_request(client *c, const http_request *req, size_t head_len)
         return handle_connect(c, req, head_len);
     if (method_is(req, "TRACE"))
         return fail_request(c, 405, "TRACE is refused: it would echo identifying headers");
-    if (count_fields(req, "Host") > 1)
+    if (count_fields(req, HF_HOST) > 1)
         return fail_request(c, 400, "more than one Host field");
     if (target_parse_absolute(req->target, req->target_len, &t) < 0)
         return fail_request(c, 400, "malformed request-target");
@@ -669,6 +692,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         break;
     case C_EXCHANGE:
         if (!c->req_body.done) {
+            touch(c);
             body_read_more(bev, c->w->cfg->limits.buffer_bytes);
             pump_request_body(c);
         }
@@ -684,6 +708,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     client *c = arg;
+    touch(c);
     if (c->state == C_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             close_after_flush(c);
@@ -716,10 +741,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
     }
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == C_EXCHANGE)
-        fail_request(c, 408, "the request body stalled");
-    else
-        client_free(c);
+    client_free(c);
 }
 
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -727,14 +749,22 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     client *c = arg;
-    if (c->state == C_HEAD && c->head_started)
+    int delivering = c->state == C_HEAD && !c->head_started && output_pending(c);
+    if (c->state == C_EXCHANGE || delivering) {
+        unsigned left = io_left(c);
+        if (left)
+            set_timer(c, left);
+        else if (delivering || c->resp_started)
+            client_free(c); /* the client stopped reading, or the origin stalled mid-body */
+        else if (!c->req_body.done)
+            fail_request(c, 408, "the request body stalled");
+        else
+            fail_request(c, 504, "the origin did not answer in time");
+    } else if (c->state == C_HEAD && c->head_started) {
         fail_request(c, 408, "the request head was not received in time");
-    else if (c->state == C_HEAD && output_pending(c))
-        /* Not idle: a response is still being delivered (a stalled reader is
-         * the write timeout's business). */
-        set_timer(c, c->w->cfg->timeouts.idle_ms);
-    else
+    } else {
         client_free(c); /* idle keep-alive expired, or lingering is over */
+    }
 }
 
 /* Shutdown: an idle keep-alive connection closes once what it was answered
@@ -804,10 +834,8 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct timeval io = ms_tv(cfg->timeouts.io_ms);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
     body_set_flow(c->cbev, cfg->limits.buffer_bytes);
-    bufferevent_set_timeouts(c->cbev, NULL, &io);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     set_timer(c, cfg->timeouts.header_ms);
 }

@@ -160,6 +160,7 @@ static int parse_field(const char *line, size_t len, http_field *f)
     f->value_len = end - start;
     f->line = line;
     f->line_len = len + 2;
+    f->known = http_classify(line, name_len);
     return 0;
 }
 
@@ -297,15 +298,15 @@ int http_parse_response(const char *buf, size_t head_len, const http_limits *lim
  * Body framing (RFC 9112 6.3)
  * ------------------------------------------------------------------------- */
 
-/* Returns the first field called `name`, and in *count how many there are. */
-static const http_field *find_field(const http_field *fields, size_t n, const char *name,
+/* Returns the first field of a known kind, and in *count how many there are. */
+static const http_field *find_field(const http_field *fields, size_t n, http_known kind,
                                     size_t *count)
 {
     const http_field *first = NULL;
 
     *count = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!http_name_is(&fields[i], name))
+        if (fields[i].known != kind)
             continue;
         if (first == NULL)
             first = &fields[i];
@@ -339,7 +340,7 @@ static int content_length(const http_field *fields, size_t n, int *present, uint
     *present = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t v;
-        if (!http_name_is(&fields[i], "Content-Length"))
+        if (fields[i].known != HF_CONTENT_LENGTH)
             continue;
         if (parse_length(fields[i].value, fields[i].value_len, &v) != 0 ||
             (*present && v != *length))
@@ -402,7 +403,7 @@ static void read_codings(const http_field *te, codings *c)
 int http_request_framing(const http_request *req, http_framing *out)
 {
     size_t nte;
-    const http_field *te = find_field(req->fields, req->nfields, "Transfer-Encoding", &nte);
+    const http_field *te = find_field(req->fields, req->nfields, HF_TRANSFER_ENCODING, &nte);
     int has_length;
     uint64_t length = 0;
     codings c;
@@ -435,7 +436,7 @@ int http_request_framing(const http_request *req, http_framing *out)
 int http_response_framing(const http_response *resp, int request_was_head, http_framing *out)
 {
     size_t nte;
-    const http_field *te = find_field(resp->fields, resp->nfields, "Transfer-Encoding", &nte);
+    const http_field *te = find_field(resp->fields, resp->nfields, HF_TRANSFER_ENCODING, &nte);
     int has_length;
     uint64_t length = 0;
     codings c;
@@ -465,6 +466,34 @@ int http_response_framing(const http_response *resp, int request_was_head, http_
 /* ---------------------------------------------------------------------------
  * Helpers over fields
  * ------------------------------------------------------------------------- */
+
+http_known http_classify(const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+        http_known kind;
+    } known[] = {
+        {"Host", 4, HF_HOST},
+        {"Connection", 10, HF_CONNECTION},
+        {"Content-Length", 14, HF_CONTENT_LENGTH},
+        {"Transfer-Encoding", 17, HF_TRANSFER_ENCODING},
+        {"Proxy-Connection", 16, HF_PROXY_CONNECTION},
+        {"Keep-Alive", 10, HF_KEEP_ALIVE},
+        {"TE", 2, HF_TE},
+        {"Trailer", 7, HF_TRAILER},
+        {"Upgrade", 7, HF_UPGRADE},
+        {"Proxy-Authorization", 19, HF_PROXY_AUTHORIZATION},
+        {"Proxy-Authenticate", 18, HF_PROXY_AUTHENTICATE},
+        {"X-Anonproxy-Country", 19, HF_X_ANONPROXY_COUNTRY},
+    };
+    /* The length rules out all but one or two candidates before any byte is
+     * compared. */
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (known[i].len == len && http_token_eq(name, len, known[i].name, len))
+            return known[i].kind;
+    return HF_OTHER;
+}
 
 int http_name_is(const http_field *f, const char *name)
 {

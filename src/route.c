@@ -111,7 +111,7 @@ static int requested_country(const config *cfg, const http_field *fields, size_t
 {
     for (size_t i = 0; i < n; i++) {
         const http_field *f = &fields[i];
-        if (http_name_is(f, "Proxy-Authorization") && f->value_len > 6 &&
+        if (f->known == HF_PROXY_AUTHORIZATION && f->value_len > 6 &&
             strncasecmp(f->value, "Basic ", 6) == 0 && f->value_len - 6 < 340) {
             unsigned char decoded[256];
             int len = EVP_DecodeBlock(decoded, (const unsigned char *)f->value + 6, (int)(f->value_len - 6));
@@ -122,7 +122,7 @@ static int requested_country(const config *cfg, const http_field *fields, size_t
             if (colon)
                 *colon = '\0';
             parse_username((const char *)decoded, out);
-        } else if (cfg->country_header && http_name_is(f, "X-Anonproxy-Country") && f->value_len == 2 &&
+        } else if (cfg->country_header && f->known == HF_X_ANONPROXY_COUNTRY && f->value_len == 2 &&
                    isalpha((unsigned char)f->value[0]) && isalpha((unsigned char)f->value[1])) {
             out->country[0] = (char)toupper((unsigned char)f->value[0]);
             out->country[1] = (char)toupper((unsigned char)f->value[1]);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -165,6 +166,8 @@ static void worker_free(worker *w)
     if (w->base)
         event_base_free(w->base);
     free(w->scratch_fields);
+    if (w->scratch)
+        evbuffer_free(w->scratch);
 }
 
 /* Binds once without SO_REUSEPORT: with it, a second anonproxy (or anything
@@ -274,7 +277,8 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
     w->scratch_fields = calloc(cfg->limits.max_headers, sizeof *w->scratch_fields);
     w->listeners = calloc(cfg->nlisten, sizeof *w->listeners);
     w->pool = upstream_pool_new();
-    if (!w->base || !w->scratch_fields || !w->listeners || !w->pool ||
+    w->scratch = evbuffer_new();
+    if (!w->base || !w->scratch || !w->scratch_fields || !w->listeners || !w->pool ||
         pipe2(w->wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "cannot set up worker %u: %s", id, strerror(errno));
         return -1;
