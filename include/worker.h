@@ -91,6 +91,11 @@ int workers_start(const config *cfg, listen_set *socks, worker **out, char *err,
  * one does not use. */
 void listen_set_prune(listen_set *socks);
 
+/* At a final stop, before waking the workers: every listening socket
+ * stops accepting at once (shutdown(SHUT_RD)), so that no new client slips
+ * in while the workers get round to closing theirs. */
+void listen_set_refuse(listen_set *socks);
+
 /* Frees the set and closes every socket, unless `closed`: a final
  * workers_stop has closed them already. */
 void listen_set_free(listen_set *socks, int closed);

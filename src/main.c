@@ -165,6 +165,7 @@ static int serve(const char *path, int debug)
         if (sig != SIGHUP) {
             log_info("%s received: finishing exchanges in flight (at most %u ms)", strsignal(sig),
                      g->cfg.timeouts.shutdown_ms);
+            listen_set_refuse(&socks);
             generation_stop(g, 1);
             listen_set_free(&socks, 1);
             log_info("stopped");

@@ -81,9 +81,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     (void)l;
-    (void)arg;
-    /* EMFILE and friends: the listener retries on its next readiness. */
-    log_warn("accept failed: %s", strerror(errno));
+    worker_listener *wl = arg;
+    /* EMFILE and friends: the listener retries on its next readiness. EINVAL
+     * is a socket listen_set_refuse has shut: the stop is on its way. */
+    if (errno == EINVAL)
+        log_debug("worker %u: listener shut for the stop", wl->w->id);
+    else
+        log_warn("accept failed: %s", strerror(errno));
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -246,6 +250,12 @@ void listen_set_prune(listen_set *socks)
             close(socks->items[i].fd);
     }
     socks->n = kept;
+}
+
+void listen_set_refuse(listen_set *socks)
+{
+    for (size_t i = 0; i < socks->n; i++)
+        shutdown(socks->items[i].fd, SHUT_RD);
 }
 
 void listen_set_free(listen_set *socks, int closed)
