@@ -110,6 +110,5 @@ void upstream_mark_down(upstream *u);
 
 const char *upstream_proto_name(hop_proto p);
 const char *upstream_country_source_name(country_source s);
-const char *upstream_strategy_name(strategy s);
 
 #endif

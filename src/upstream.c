@@ -32,12 +32,6 @@ const char *upstream_country_source_name(country_source s)
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }
 
-const char *upstream_strategy_name(strategy s)
-{
-    static const char *const names[] = {"round_robin", "random", "least_latency", "sticky"};
-    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
-}
-
 static int hex_value(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10

@@ -901,7 +901,8 @@ def tls_origin(tmp_path_factory):
 
 class FakeDns:
     """A UDP nameserver on 127.0.0.1: answers every query with NXDOMAIN, or
-    never answers (silent=True). Use with dns.resolv_conf."""
+    never answers (silent=True); every datagram is kept in .packets as
+    (peer, bytes). Use with dns.resolv_conf."""
 
     def __init__(self, silent=False):
         self.silent = silent
@@ -910,6 +911,7 @@ class FakeDns:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.queries = 0
+        self.packets = []
         self.closed = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -923,6 +925,7 @@ class FakeDns:
             except OSError:
                 return
             self.queries += 1
+            self.packets.append((addr, data))
             if self.silent or len(data) < 12:
                 continue
             # Same id and question; QR, RD, RA set; RCODE 3 (NXDOMAIN).

@@ -14,8 +14,6 @@ microsocks (-i + -b), and in-process ones of our own:
   MiniHttpProxy  an HTTP proxy (absolute-form and CONNECT, optionally inside
                  TLS, optionally requiring Basic credentials) that records
                  each request line and its header fields;
-  DnsRecorder    a UDP "nameserver" that never answers and records every
-                 datagram: a proxy that resolves a name shows up there.
 All readiness is by polling a TCP connect; every socket has a timeout and
 every process a bounded stop.
 """
@@ -35,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BIN, OPENSSL, ROOT, SANITIZER_MARKERS, Conn, clean_env, get, parse_head,
+from conftest import (BIN, OPENSSL, ROOT, SANITIZER_MARKERS, Conn, FakeDns, clean_env, get, parse_head,
                       read_response)
 from judgekit import Service
 
@@ -166,7 +164,9 @@ class Exits:
         return s
 
     def dns_recorder(self):
-        s = DnsRecorder()
+        """A nameserver that never answers and records every datagram: a
+        proxy that resolves a name shows up there."""
+        s = FakeDns(silent=True)
         self.servers.append(s)
         return s
 
@@ -560,43 +560,6 @@ class MiniHttpProxy(_Server, _Resolving):
             relay(s, out, early=bytes(c.buf))
 
 
-# ------------------------------------------------------------------ DNS
-
-
-class DnsRecorder:
-    """A UDP socket on 127.0.0.1 that records datagrams and never answers."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.packets = []
-        self.closed = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.closed:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.packets.append((peer, data))
-
-    def resolv_conf(self, path):
-        path.write_text("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1\n" % self.port)
-        return path
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        self.thread.join(5)
 
 
 # ------------------------------------------------------------------ requests
