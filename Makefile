@@ -7,7 +7,10 @@ PYTHON ?= /usr/bin/python3
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 # Debian packages the build, the tests and `make run` need.
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev
-DEB_TEST := libcmocka-dev python3-pytest curl openssl npm mmdb-bin tinyproxy-bin microsocks squid privoxy
+DEB_TEST := libcmocka-dev python3-pytest curl openssl mmdb-bin tinyproxy-bin microsocks squid privoxy
+# Installed only when the command is missing: a machine may have Node.js (and
+# npm) from elsewhere, which Debian's npm package would conflict with.
+DEB_IF_NO_COMMAND := npm
 DEB_ALL := $(DEB_BUILD) $(DEB_TEST)
 
 CC ?= cc
@@ -56,6 +59,7 @@ deps:
 	@missing=""; for p in $(DEB_ALL); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
+	for c in $(DEB_IF_NO_COMMAND); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing$$missing"; \
