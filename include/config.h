@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "route.h"
 #include "upstream.h"
@@ -108,6 +109,12 @@ typedef struct config {
     struct sockaddr_storage judge_addr;
     socklen_t judge_addr_len;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
 } config;
+
+/* Timeouts are kept in milliseconds; libevent and socket options want this. */
+static inline struct timeval ms_to_timeval(unsigned ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
 
 /* Loads and validates `path`. On success returns 0 and fills *cfg (free with
  * config_free). On failure returns -1 and writes "FILE: PATH: reason" to err. */

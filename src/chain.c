@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "http_parser.h"
 #include "log.h"
 
@@ -444,7 +445,7 @@ chain_walk *chain_start(struct event_base *base, struct bufferevent *bev, const 
     w->final_tunnel = final_tunnel;
     w->cb = cb;
     w->arg = arg;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(timeout_ms);
     evtimer_add(w->timer, &tv);
 
     bufferevent_setcb(bev, on_read, NULL, on_event, w);

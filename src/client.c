@@ -125,14 +125,8 @@ static unsigned io_left(client *c)
 
 static void set_timer(client *c, unsigned ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(ms);
     evtimer_add(c->timer, &tv);
-}
-
-static struct timeval ms_tv(unsigned ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
 }
 
 static void free_origin(client *c)
@@ -172,7 +166,7 @@ static int close_after_flush(client *c)
     free_origin(c);
     c->state = C_CLOSING;
     event_del(c->timer);
-    struct timeval io = ms_tv(c->w->cfg->timeouts.io_ms);
+    struct timeval io = ms_to_timeval(c->w->cfg->timeouts.io_ms);
     bufferevent_set_timeouts(c->cbev, NULL, &io);
     bufferevent_disable(c->cbev, EV_READ);
     bufferevent_enable(c->cbev, EV_WRITE);

@@ -263,7 +263,7 @@ void connector_release(worker *w, const connect_result *how, const char *host, u
     pool->head.next->prev = e;
     pool->head.next = e;
     pool->count++;
-    struct timeval idle = {w->cfg->timeouts.idle_ms / 1000, (w->cfg->timeouts.idle_ms % 1000) * 1000};
+    struct timeval idle = ms_to_timeval(w->cfg->timeouts.idle_ms);
     bufferevent_setcb(bev, on_pooled_read, NULL, on_pooled_event, e);
     bufferevent_set_timeouts(bev, &idle, NULL);
     bufferevent_enable(bev, EV_READ);

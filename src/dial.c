@@ -280,7 +280,7 @@ dial *dial_start(struct event_base *base, struct evdns_base *dns, const config *
         free(d);
         return NULL;
     }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(timeout_ms);
     evtimer_add(d->timer, &tv);
 
     char portstr[8];

@@ -106,11 +106,6 @@ struct health {
 
 /* ---- time -------------------------------------------------------------- */
 
-static struct timeval ms_to_tv(unsigned ms)
-{
-    return (struct timeval){ms / 1000, (ms % 1000) * 1000};
-}
-
 static unsigned elapsed_ms(const struct timespec *since)
 {
     struct timespec now;
@@ -444,7 +439,7 @@ static void check_start(probe *p)
 {
     checker *c = p->c;
     const hop *first = &p->u->hops[0];
-    struct timeval timeout = ms_to_tv(c->cfg->health.timeout_ms);
+    struct timeval timeout = ms_to_timeval(c->cfg->health.timeout_ms);
 
     p->busy = 1;
     c->running++;
@@ -546,7 +541,7 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     health *h = arg;
-    struct timeval interval = ms_to_tv(h->c.cfg->health.interval_ms);
+    struct timeval interval = ms_to_timeval(h->c.cfg->health.interval_ms);
     checker_round(&h->c);
     if (evtimer_add(h->round_ev, &interval) < 0)
         log_error("health checks stopped: cannot schedule the next round");

@@ -29,6 +29,8 @@ void http_error_write(struct evbuffer *out, int status, const char *detail)
 {
     char body[512];
     const char *reason = http_reason(status);
+    /* RFC 9110 15.5.6: a 405 lists the methods that would be accepted. */
+    static const char allow[] = "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT\r\n";
     int n = snprintf(body, sizeof body, "%d %s%s%s\n", status, reason, detail ? ": " : "",
                      detail ? detail : "");
     if (n < 0)
@@ -42,6 +44,6 @@ void http_error_write(struct evbuffer *out, int status, const char *detail)
                         "Connection: close\r\n"
                         "%s"
                         "\r\n",
-                        status, reason, n, status == 405 ? "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT\r\n" : "");
+                        status, reason, n, status == 405 ? allow : "");
     evbuffer_add(out, body, (size_t)n);
 }

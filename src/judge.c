@@ -447,7 +447,7 @@ static void render_text(const observation *o, struct evbuffer *out)
 
 static void set_timer(judge_conn *c, unsigned ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(ms);
     evtimer_add(c->timer, &tv);
 }
 
@@ -709,7 +709,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         conn_free(c);
         return;
     }
-    struct timeval tv = {JUDGE_TIMEOUT_MS / 1000, (JUDGE_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(JUDGE_TIMEOUT_MS);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, JUDGE_MAX_HEAD);
     bufferevent_set_timeouts(c->bev, NULL, &tv);

@@ -42,7 +42,10 @@ static void tunnel_free(tunnel *t)
 static void maybe_shut(tunnel_side *to)
 {
     if (!to->shut && other(to)->eof && evbuffer_get_length(bufferevent_get_output(to->bev)) == 0) {
-        shutdown(bufferevent_getfd(to->bev), SHUT_WR);
+        /* Under TLS (an HTTPS upstream) a TCP half-close would cut the
+         * record stream: that side just gets nothing more. */
+        if (!bufferevent_get_underlying(to->bev))
+            shutdown(bufferevent_getfd(to->bev), SHUT_WR);
         to->shut = 1;
     }
 }
@@ -136,7 +139,7 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
     event_base_gettimeofday_cached(w->base, &t->last_active);
 
     unsigned ms = w->cfg->timeouts.tunnel_idle_ms;
-    struct timeval idle = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval idle = ms_to_timeval(ms);
     size_t limit = w->cfg->limits.buffer_bytes;
     t->side[0].bev = client;
     t->side[1].bev = origin;

@@ -8,6 +8,8 @@
  */
 #include "verify.h"
 
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -230,7 +232,7 @@ static int arm(verifier *v, const conn *l, const char *doing)
     long ms = remaining_ms(l);
     if (ms <= 0)
         return fail(v, "%s %s: timed out", doing, l->what);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval((unsigned)ms);
     if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
         setsockopt(l->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
         return fail(v, "%s %s: %s", doing, l->what, strerror(errno));

@@ -136,7 +136,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     unsigned ms = w->cfg->timeouts.shutdown_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = ms_to_timeval(ms);
     evtimer_add(w->deadline_ev, &tv);
 }
 

@@ -672,30 +672,24 @@ def read_request(conn):
     return b"".join(raw), head, b"".join(body)
 
 
-class RawOrigin:
-    """A TCP server in a thread of the test process. For each connection
-    handler(server, conn) runs in its own thread; conn is a recording Conn.
-    `requests` collects what read_request handlers saw, in order."""
+class Acceptor:
+    """A listening TCP socket on a loopback address with an accept loop in a
+    daemon thread: each accepted socket goes to self.accepted(sock). A
+    subclass sets up its own fields, then calls start()."""
 
-    def __init__(self, handler, backlog=128):
-        self.handler = handler
+    def __init__(self, host="127.0.0.1", backlog=128):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(backlog)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.cond = threading.Condition()
-        self.requests = []
-        self.conns = []
-        self.errors = []
         self.closed = False
+        self.thread = None
+
+    def start(self):
         self.thread = threading.Thread(target=self._accept_loop, daemon=True)
         self.thread.start()
-
-    @property
-    def base(self):
-        return "http://127.0.0.1:%d" % self.port
 
     def _accept_loop(self):
         while not self.closed:
@@ -705,11 +699,45 @@ class RawOrigin:
                 continue
             except OSError:
                 return
-            c = Conn(sock=s, timeout=30, record=True)
-            with self.cond:
-                self.conns.append(c)
-                self.cond.notify_all()
-            threading.Thread(target=self._run, args=(c,), daemon=True).start()
+            self.accepted(s)
+
+    def accepted(self, s):
+        raise NotImplementedError
+
+    def stop_accepting(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self.thread:
+            self.thread.join(5)
+
+
+class RawOrigin(Acceptor):
+    """A TCP server in a thread of the test process. For each connection
+    handler(server, conn) runs in its own thread; conn is a recording Conn.
+    `requests` collects what read_request handlers saw, in order."""
+
+    def __init__(self, handler, backlog=128):
+        super().__init__(backlog=backlog)
+        self.handler = handler
+        self.cond = threading.Condition()
+        self.requests = []
+        self.conns = []
+        self.errors = []
+        self.start()
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def accepted(self, s):
+        c = Conn(sock=s, timeout=30, record=True)
+        with self.cond:
+            self.conns.append(c)
+            self.cond.notify_all()
+        threading.Thread(target=self._run, args=(c,), daemon=True).start()
 
     def _run(self, c):
         try:
@@ -739,14 +767,9 @@ class RawOrigin:
         return self.conns
 
     def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.stop_accepting()
         for c in list(self.conns):
             c.close()
-        self.thread.join(5)
 
 
 def canned(reply, close=False):
@@ -829,7 +852,7 @@ def raw_origin():
 # ------------------------------------------------------------------ TLS origin
 
 
-class TlsOrigin:
+class TlsOrigin(Acceptor):
     """HTTPS server on 127.0.0.1 with a throwaway self-signed certificate
     for localhost and 127.0.0.1. GET /N answers N pattern bytes."""
 
@@ -843,25 +866,12 @@ class TlsOrigin:
             check=True, capture_output=True, timeout=60)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(str(self.cert), str(self.key))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
+        super().__init__(backlog=64)
         self.handled = 0
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _loop(self):
-        while not self.closed:
-            try:
-                s, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+    def accepted(self, s):
+        threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _serve(self, s):
         try:
@@ -884,9 +894,7 @@ class TlsOrigin:
                 pass
 
     def close(self):
-        self.closed = True
-        self.sock.close()
-        self.thread.join(5)
+        self.stop_accepting()
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BIN, OPENSSL, ROOT, SANITIZER_MARKERS, Conn, FakeDns, clean_env, get, parse_head,
+from conftest import (BIN, OPENSSL, ROOT, SANITIZER_MARKERS, Acceptor, Conn, FakeDns, clean_env, get, parse_head,
                       read_response)
 from judgekit import Service
 
@@ -256,35 +256,21 @@ def relay(client, server, early=b"", timeout=30):
                         pass
 
 
-class _Server:
+class _Server(Acceptor):
     """Accept loop in a thread; handle(sock) per connection in its own."""
 
     def __init__(self, host):
+        super().__init__(host)
         self.host = host
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(128)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.errors = []
-        self.closed = False
         self.conns = []
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _loop(self):
-        while not self.closed:
-            try:
-                s, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(s)
-            threading.Thread(target=self._run, args=(s,), daemon=True).start()
+    def accepted(self, s):
+        with self.lock:
+            self.conns.append(s)
+        threading.Thread(target=self._run, args=(s,), daemon=True).start()
 
     def _run(self, s):
         try:
@@ -303,18 +289,13 @@ class _Server:
         raise NotImplementedError
 
     def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.stop_accepting()
         with self.lock:
             for c in self.conns:
                 try:
                     c.close()
                 except OSError:
                     pass
-        self.thread.join(5)
 
 
 def _is_ip(text):

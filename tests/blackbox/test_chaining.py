@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from conftest import Conn, assert_error_response, curl, free_port, get, read_response
+from conftest import Acceptor, Conn, assert_error_response, curl, free_port, get, read_response
 from exits import (COUNTRY_OF, GEO_DB, Exits, answer, ask, basic, ensure_geo_db, header_names,
                    judge_url, kill, make_cert, proxy_auth, run_cli, tunnel, wait_ok)
 
@@ -533,35 +533,18 @@ def test_failover_and_no_healthy_exit(exits, start_proxy):
     assert ans["remote_ip"] == "127.0.0.2", ans
 
 
-class _Slammer:
+class _Slammer(Acceptor):
     """Accepts and closes at once: the connect works, the handshake fails."""
 
     def __init__(self, host):
-        self.sock = socket.socket()
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.closed = False
-        self.t = threading.Thread(target=self._loop, daemon=True)
-        self.t.start()
+        super().__init__(host, backlog=64)
+        self.start()
 
-    def _loop(self):
-        while not self.closed:
-            try:
-                s, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            s.close()
+    def accepted(self, s):
+        s.close()
 
     def close(self):
-        self.closed = True
-        self.sock.close()
-        self.t.join(5)
+        self.stop_accepting()
 
 
 @pytest.mark.parametrize("scheme", ["socks5", "http"])
