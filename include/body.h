@@ -51,11 +51,15 @@ void body_set_flow(struct bufferevent *bev, size_t limit);
  * Does nothing for a TLS bufferevent (its filter does the reading). */
 void body_read_more(struct bufferevent *bev, size_t limit);
 
-/* Writes what bev's output holds to its socket now, instead of on the next
- * loop iteration: a relay then costs one wakeup per chunk, not two. What the
- * socket does not take stays queued for libevent; errors are left for it to
- * find. Does nothing for a TLS bufferevent. */
-void body_write_now(struct bufferevent *bev);
+/* Sends what bev's output holds. A relay keeps EV_WRITE disabled while its
+ * output is empty: the bytes are written now, in the same wakeup that
+ * produced them, and libevent watches for writability only while some are
+ * left, so a small exchange costs no epoll_ctl. If EV_WRITE is already on,
+ * the socket was full at the last try and libevent writes when it drains.
+ * Errors are left for libevent to find. A TLS bufferevent's filter does its
+ * own writing: it just gets EV_WRITE. Call it after adding to the output
+ * and from the write callback. */
+void body_flush(struct bufferevent *bev);
 
 /* The sender closed its side. Returns 1 when that ends the body properly
  * (close-delimited, or already done), 0 when the body was cut short. */

@@ -144,10 +144,22 @@ void body_read_more(struct bufferevent *bev, size_t limit)
     evbuffer_freeze(in, 0);
 }
 
-void body_write_now(struct bufferevent *bev)
+void body_flush(struct bufferevent *bev)
 {
     struct evbuffer *out = bufferevent_get_output(bev);
-    if (bufferevent_get_underlying(bev) || evbuffer_get_length(out) == 0)
+    if (bufferevent_get_underlying(bev)) {
+        bufferevent_enable(bev, EV_WRITE);
         return;
-    evbuffer_write(out, bufferevent_getfd(bev));
+    }
+    if (evbuffer_get_length(out) > 0 && !(bufferevent_get_enabled(bev) & EV_WRITE)) {
+        /* A bufferevent keeps the start of its output frozen against its
+         * user; evbuffer_write would silently write nothing. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+    else
+        bufferevent_disable(bev, EV_WRITE);
 }

@@ -64,6 +64,7 @@ typedef struct client {
     connect_req *connecting;
     struct event *timer;            /* head deadline, idle, linger */
     client_state state;
+    int lingering;                  /* C_CLOSING: flushed, reading and discarding */
 
     /* Current request. */
     size_t head_scan;               /* http_head_end resume point */
@@ -74,7 +75,7 @@ typedef struct client {
     int upgrading;                  /* asked to switch protocols */
     int client_minor;               /* HTTP/1.<minor> */
     int client_keep_alive;
-    int client_eof;                 /* client half-closed after its request */
+    int client_eof;                 /* client sent FIN: no more requests after those buffered */
     struct evbuffer *request_head;  /* head sent to the origin, kept for one retry */
     body_pump req_body;
 
@@ -156,22 +157,26 @@ static int client_free(client *c)
 
 /* ---- closing ----------------------------------------------------------- */
 
-/* Stops taking requests: flush what is queued for the client, then close. */
+/* Stops taking requests: flush what is queued for the client, then linger
+ * (LINGER_MS), then close. The write callback calls it again as the output
+ * drains; lingering starts once, when everything is written. */
 static int close_after_flush(client *c)
 {
-    if (c->connecting) {
-        connector_cancel(c->connecting);
-        c->connecting = NULL;
+    if (c->state != C_CLOSING) {
+        if (c->connecting) {
+            connector_cancel(c->connecting);
+            c->connecting = NULL;
+        }
+        free_origin(c);
+        c->state = C_CLOSING;
+        event_del(c->timer);
+        struct timeval io = ms_to_timeval(c->w->cfg->timeouts.io_ms);
+        bufferevent_set_timeouts(c->cbev, NULL, &io);
+        bufferevent_disable(c->cbev, EV_READ);
     }
-    free_origin(c);
-    c->state = C_CLOSING;
-    event_del(c->timer);
-    struct timeval io = ms_to_timeval(c->w->cfg->timeouts.io_ms);
-    bufferevent_set_timeouts(c->cbev, NULL, &io);
-    bufferevent_disable(c->cbev, EV_READ);
-    bufferevent_enable(c->cbev, EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
-        /* Already flushed: linger at once. */
+    body_flush(c->cbev);
+    if (!c->lingering && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+        c->lingering = 1;
         shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
         evbuffer_drain(bufferevent_get_input(c->cbev), (size_t)-1);
         bufferevent_enable(c->cbev, EV_READ);
@@ -207,12 +212,14 @@ static int pump_request_body(client *c)
 
     if (!c->req_body.done && body_pump_move(&c->req_body, in, out, limit) < 0)
         return fail_request(c, 400, "malformed chunked request body");
-    body_write_now(c->ubev);
-    /* Once the body is in, the client stays paused: what it sends now is the
-     * next pipelined request, read after this response. */
-    if (c->req_body.done || evbuffer_get_length(out) >= limit)
+    body_flush(c->ubev);
+    /* Reading pauses only while the origin side is full. Once the body is
+     * in, what the client sends is its next pipelined request: it waits in
+     * the input (bounded by the read watermark) until this response is
+     * done, and reading never toggles (each toggle is an epoll_ctl). */
+    if (!c->req_body.done && evbuffer_get_length(out) >= limit)
         bufferevent_disable(c->cbev, EV_READ);
-    else
+    else if (!c->client_eof)
         bufferevent_enable(c->cbev, EV_READ);
     return 0;
 }
@@ -262,7 +269,7 @@ static int send_request(client *c)
     bufferevent_setcb(c->ubev, origin_read_cb, origin_write_cb, origin_event_cb, c);
     body_set_flow(c->ubev, cfg->limits.buffer_bytes);
     write_request_head(c, bufferevent_get_output(c->ubev));
-    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->ubev, EV_READ);
     return pump_request_body(c);
 }
 
@@ -335,16 +342,21 @@ static int exchange_done(client *c)
         c->up_reused = 1;
     }
 
-    if (!c->client_keeps || c->client_eof || !c->req_body.done || c->w->draining)
+    if (!c->client_keeps || !c->req_body.done || c->w->draining)
         return close_after_flush(c);
 
     c->state = C_HEAD;
     c->head_scan = 0;
     c->head_started = 0;
-    bufferevent_enable(c->cbev, EV_READ);
     set_timer(c, cfg->timeouts.idle_ms);
     /* A pipelined request may already be waiting. */
-    return handle_head(c);
+    if (handle_head(c) < 0)
+        return -1;
+    /* A client that closed its side sends nothing more: once the requests
+     * it had sent are answered, the connection ends. */
+    if (c->state == C_HEAD && c->client_eof)
+        return close_after_flush(c);
+    return 0;
 }
 
 static int pump_response_body(client *c)
@@ -357,7 +369,7 @@ static int pump_response_body(client *c)
         log_debug("malformed chunked response from %s:%u", c->up_host, c->up_port);
         return client_free(c);
     }
-    body_write_now(c->cbev);
+    body_flush(c->cbev);
     if (c->resp_body.done)
         return exchange_done(c);
     if (c->origin_eof) {
@@ -446,6 +458,7 @@ static int handle_response_head(client *c)
                 response_plan plan = {c->client_minor, 1, 0, 0};
                 forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
                 evbuffer_add_buffer(out, w->scratch);
+                body_flush(c->cbev);
             }
             evbuffer_drain(in, head_len);
             continue;
@@ -487,9 +500,9 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
 /* The origin took some of the request body: read more from the client. */
 static void origin_write_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     client *c = arg;
     touch(c);
+    body_flush(bev);
     if (c->state == C_EXCHANGE && !c->req_body.done)
         pump_request_body(c);
 }
@@ -666,7 +679,6 @@ static int handle_head(client *c)
     req.fields = w->scratch_fields;
     event_del(c->timer);
     c->resp_started = 0;
-    c->client_eof = 0;
     if (http_parse_request(buf, head_len, &w->limits, &req, &status) < 0)
         return fail_request(c, status, status == 414 ? "request-target too long"
                                        : status == 431 ? "request header fields too large"
@@ -703,6 +715,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     client *c = arg;
     touch(c);
+    body_flush(bev);
     if (c->state == C_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             close_after_flush(c);
@@ -830,6 +843,6 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
     body_set_flow(c->cbev, cfg->limits.buffer_bytes);
-    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->cbev, EV_READ);
     set_timer(c, cfg->timeouts.header_ms);
 }

@@ -57,7 +57,7 @@ static int relay(tunnel_side *from)
     tunnel_side *to = other(from);
     struct evbuffer *out = bufferevent_get_output(to->bev);
     evbuffer_add_buffer(out, bufferevent_get_input(from->bev));
-    body_write_now(to->bev);
+    body_flush(to->bev);
     if (!from->eof) {
         if (evbuffer_get_length(out) >= from->t->w->cfg->limits.buffer_bytes)
             bufferevent_disable(from->bev, EV_READ);
@@ -149,7 +149,7 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
         bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
         body_set_flow(s->bev, limit);
         bufferevent_set_timeouts(s->bev, &idle, NULL);
-        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+        bufferevent_enable(s->bev, EV_READ);
     }
     /* Bytes that arrived with the request head (a TLS ClientHello sent
      * without waiting for our 200, say) or after the 101 head. */

@@ -278,7 +278,7 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
     struct event_config *ec = event_config_new();
     if (ec) {
         /* One thread per base: no locking needed. */
-        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
