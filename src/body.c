@@ -2,13 +2,8 @@
 #include "body.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
-#include <sys/uio.h>
-
-/* libevent 2.1 reads at most this much per readiness event (EVBUFFER_MAX_READ). */
-#define LIBEVENT_READ_CAP 4096
 
 void body_pump_init(body_pump *p, const http_framing *in, int out_chunked)
 {
@@ -99,67 +94,4 @@ int body_pump_eof(body_pump *p)
     if (p->in == BODY_CLOSE)
         p->done = 1;
     return p->done;
-}
-
-void body_set_flow(struct bufferevent *bev, size_t limit)
-{
-    bufferevent_setwatermark(bev, EV_READ, 0, limit);
-    bufferevent_setwatermark(bev, EV_WRITE, limit / 2, 0);
-    bufferevent_set_max_single_read(bev, limit);
-    bufferevent_set_max_single_write(bev, limit);
-}
-
-void body_read_more(struct bufferevent *bev, size_t limit)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    /* Less than a full libevent read means the socket is already drained. */
-    if (bufferevent_get_underlying(bev) || evbuffer_get_length(in) < LIBEVENT_READ_CAP)
-        return;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    /* A bufferevent keeps the end of its input frozen against its user. */
-    evbuffer_unfreeze(in, 0);
-    for (size_t have = evbuffer_get_length(in); have < limit; have = evbuffer_get_length(in)) {
-        struct evbuffer_iovec vec[2];
-        size_t want = limit - have;
-        int nvec = evbuffer_reserve_space(in, (ev_ssize_t)want, vec, 2);
-        if (nvec <= 0)
-            break;
-        ssize_t got = readv(fd, (struct iovec *)vec, nvec);
-        if (got <= 0) {
-            evbuffer_commit_space(in, vec, 0);
-            break;
-        }
-        /* Trim the reservation to what arrived. */
-        size_t left = (size_t)got;
-        int used = 0;
-        for (; used < nvec && left > 0; used++) {
-            if (vec[used].iov_len > left)
-                vec[used].iov_len = left;
-            left -= vec[used].iov_len;
-        }
-        evbuffer_commit_space(in, vec, used);
-        if ((size_t)got < want)
-            break; /* the socket is drained */
-    }
-    evbuffer_freeze(in, 0);
-}
-
-void body_flush(struct bufferevent *bev)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (bufferevent_get_underlying(bev)) {
-        bufferevent_enable(bev, EV_WRITE);
-        return;
-    }
-    if (evbuffer_get_length(out) > 0 && !(bufferevent_get_enabled(bev) & EV_WRITE)) {
-        /* A bufferevent keeps the start of its output frozen against its
-         * user; evbuffer_write would silently write nothing. */
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(bev));
-        evbuffer_freeze(out, 1);
-    }
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_enable(bev, EV_WRITE);
-    else
-        bufferevent_disable(bev, EV_WRITE);
 }

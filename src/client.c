@@ -26,6 +26,7 @@
 #include "log.h"
 #include "policy.h"
 #include "route.h"
+#include "sockio.h"
 #include "target.h"
 #include "tunnel.h"
 
@@ -55,6 +56,7 @@ typedef struct client {
     char peer_port[6];
     struct bufferevent *cbev;       /* the client */
     struct bufferevent *ubev;       /* the origin; may outlive one exchange */
+    sock_reader cread, uread;       /* their read sides */
     char up_host[TARGET_MAX_HOST + 1];
     unsigned up_port;
     char up_authority[TARGET_MAX_HOST + 8]; /* host[:port] as the client wrote it */
@@ -133,6 +135,7 @@ static void set_timer(client *c, unsigned ms)
 static void free_origin(client *c)
 {
     if (c->ubev) {
+        sock_reader_detach(&c->uread);
         bufferevent_free(c->ubev);
         c->ubev = NULL;
     }
@@ -144,8 +147,10 @@ static int client_free(client *c)
     if (c->connecting)
         connector_cancel(c->connecting);
     free_origin(c);
-    if (c->cbev)
+    if (c->cbev) {
+        sock_reader_detach(&c->cread);
         bufferevent_free(c->cbev);
+    }
     if (c->timer)
         event_free(c->timer);
     if (c->request_head)
@@ -172,14 +177,14 @@ static int close_after_flush(client *c)
         event_del(c->timer);
         struct timeval io = ms_to_timeval(c->w->cfg->timeouts.io_ms);
         bufferevent_set_timeouts(c->cbev, NULL, &io);
-        bufferevent_disable(c->cbev, EV_READ);
+        sock_reader_disable(&c->cread);
     }
-    body_flush(c->cbev);
+    sockio_flush(c->cbev);
     if (!c->lingering && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
         c->lingering = 1;
         shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
         evbuffer_drain(bufferevent_get_input(c->cbev), (size_t)-1);
-        bufferevent_enable(c->cbev, EV_READ);
+        sock_reader_enable(&c->cread);
         set_timer(c, LINGER_MS);
     }
     return 0;
@@ -212,15 +217,15 @@ static int pump_request_body(client *c)
 
     if (!c->req_body.done && body_pump_move(&c->req_body, in, out, limit) < 0)
         return fail_request(c, 400, "malformed chunked request body");
-    body_flush(c->ubev);
+    sockio_flush(c->ubev);
     /* Reading pauses only while the origin side is full. Once the body is
      * in, what the client sends is its next pipelined request: it waits in
      * the input (bounded by the read watermark) until this response is
      * done, and reading never toggles (each toggle is an epoll_ctl). */
     if (!c->req_body.done && evbuffer_get_length(out) >= limit)
-        bufferevent_disable(c->cbev, EV_READ);
+        sock_reader_disable(&c->cread);
     else if (!c->client_eof)
-        bufferevent_enable(c->cbev, EV_READ);
+        sock_reader_enable(&c->cread);
     return 0;
 }
 
@@ -267,9 +272,8 @@ static int send_request(client *c)
     set_timer(c, cfg->timeouts.io_ms);
 
     bufferevent_setcb(c->ubev, origin_read_cb, origin_write_cb, origin_event_cb, c);
-    body_set_flow(c->ubev, cfg->limits.buffer_bytes);
     write_request_head(c, bufferevent_get_output(c->ubev));
-    bufferevent_enable(c->ubev, EV_READ);
+    sock_reader_enable(&c->uread);
     return pump_request_body(c);
 }
 
@@ -285,6 +289,11 @@ static void connected_cb(const connect_result *res, int status, const char *deta
     c->up = *res;
     c->up.bev = NULL;
     c->up_reused = res->reused;
+    sockio_set_flow(c->ubev, c->w->cfg->limits.buffer_bytes);
+    if (sock_reader_attach(&c->uread, c->ubev, c->w->cfg->limits.buffer_bytes) < 0) {
+        fail_request(c, 500, "out of memory");
+        return;
+    }
     if (c->is_connect)
         tunnel_established(c);
     else
@@ -296,7 +305,7 @@ static int start_connect(client *c)
     c->state = C_CONNECTING;
     /* Nothing more is read from the client until the origin is there: the
      * body would otherwise pile up in memory. */
-    bufferevent_disable(c->cbev, EV_READ);
+    sock_reader_disable(&c->cread);
     int may_reuse = !c->is_connect && c->w->cfg->reuse == REUSE_SHARED;
     c->connecting = connector_start(c->w, &c->up_route, c->up_host, c->up_port, c->is_connect,
                                     may_reuse, c->peer_ip, connected_cb, c);
@@ -333,12 +342,13 @@ static int exchange_done(client *c)
     if (!origin_clean) {
         free_origin(c);
     } else if (cfg->reuse == REUSE_SHARED) {
+        sock_reader_detach(&c->uread);
         connector_release(c->w, &c->up, c->up_host, c->up_port, c->ubev);
         c->ubev = NULL;
     } else {
         /* It lives as long as the client's idle time, at most. */
         bufferevent_setcb(c->ubev, idle_origin_read_cb, NULL, idle_origin_event_cb, c);
-        bufferevent_enable(c->ubev, EV_READ);
+        sock_reader_enable(&c->uread);
         c->up_reused = 1;
     }
 
@@ -349,6 +359,9 @@ static int exchange_done(client *c)
     c->head_scan = 0;
     c->head_started = 0;
     set_timer(c, cfg->timeouts.idle_ms);
+    /* Reading may have stopped with the input full of pipelined requests. */
+    if (!c->client_eof)
+        sock_reader_enable(&c->cread);
     /* A pipelined request may already be waiting. */
     if (handle_head(c) < 0)
         return -1;
@@ -369,7 +382,7 @@ static int pump_response_body(client *c)
         log_debug("malformed chunked response from %s:%u", c->up_host, c->up_port);
         return client_free(c);
     }
-    body_flush(c->cbev);
+    sockio_flush(c->cbev);
     if (c->resp_body.done)
         return exchange_done(c);
     if (c->origin_eof) {
@@ -383,9 +396,9 @@ static int pump_response_body(client *c)
         return close_after_flush(c);
     }
     if (evbuffer_get_length(out) >= limit)
-        bufferevent_disable(c->ubev, EV_READ);
+        sock_reader_disable(&c->uread);
     else
-        bufferevent_enable(c->ubev, EV_READ);
+        sock_reader_enable(&c->uread);
     return 0;
 }
 
@@ -394,6 +407,8 @@ static int become_tunnel(client *c)
 {
     struct bufferevent *cbev = c->cbev, *ubev = c->ubev;
     worker *w = c->w;
+    sock_reader_detach(&c->cread);
+    sock_reader_detach(&c->uread);
     c->cbev = c->ubev = NULL;
     /* The tunnel joins the worker first so a draining worker never sees zero. */
     tunnel_start(w, cbev, ubev);
@@ -458,7 +473,7 @@ static int handle_response_head(client *c)
                 response_plan plan = {c->client_minor, 1, 0, 0};
                 forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
                 evbuffer_add_buffer(out, w->scratch);
-                body_flush(c->cbev);
+                sockio_flush(c->cbev);
             }
             evbuffer_drain(in, head_len);
             continue;
@@ -488,9 +503,9 @@ static int handle_response_head(client *c)
 
 static void origin_read_cb(struct bufferevent *bev, void *arg)
 {
+    (void)bev;
     client *c = arg;
     touch(c);
-    body_read_more(bev, c->w->cfg->limits.buffer_bytes);
     if (c->resp_state == R_HEAD)
         handle_response_head(c);
     else
@@ -502,7 +517,7 @@ static void origin_write_cb(struct bufferevent *bev, void *arg)
 {
     client *c = arg;
     touch(c);
-    body_flush(bev);
+    sockio_flush(bev);
     if (c->state == C_EXCHANGE && !c->req_body.done)
         pump_request_body(c);
 }
@@ -699,7 +714,6 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     case C_EXCHANGE:
         if (!c->req_body.done) {
             touch(c);
-            body_read_more(bev, c->w->cfg->limits.buffer_bytes);
             pump_request_body(c);
         }
         break;
@@ -715,7 +729,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     client *c = arg;
     touch(c);
-    body_flush(bev);
+    sockio_flush(bev);
     if (c->state == C_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             close_after_flush(c);
@@ -833,7 +847,8 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, client_timer_cb, c);
     c->request_head = evbuffer_new();
-    if (!c->cbev || !c->timer || !c->request_head) {
+    if (!c->cbev || !c->timer || !c->request_head ||
+        sock_reader_attach(&c->cread, c->cbev, cfg->limits.buffer_bytes) < 0) {
         if (!c->cbev)
             evutil_closesocket(fd);
         client_free(c);
@@ -842,7 +857,7 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    body_set_flow(c->cbev, cfg->limits.buffer_bytes);
-    bufferevent_enable(c->cbev, EV_READ);
+    sockio_set_flow(c->cbev, cfg->limits.buffer_bytes);
+    sock_reader_enable(&c->cread);
     set_timer(c, cfg->timeouts.header_ms);
 }

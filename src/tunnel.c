@@ -1,7 +1,7 @@
 /* tunnel.c - see tunnel.h. */
 #include "tunnel.h"
 
-#include "body.h"
+#include "sockio.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -14,6 +14,7 @@ typedef struct tunnel tunnel;
 typedef struct tunnel_side {
     tunnel *t;
     struct bufferevent *bev;
+    sock_reader rd;
     int eof;        /* this side sent FIN: nothing more will be read from it */
     int shut;       /* FIN passed on to this side (SHUT_WR done) */
 } tunnel_side;
@@ -33,8 +34,10 @@ static tunnel_side *other(tunnel_side *s)
 static void tunnel_free(tunnel *t)
 {
     worker_conn_remove(t->w, &t->link);
-    bufferevent_free(t->side[0].bev);
-    bufferevent_free(t->side[1].bev);
+    for (int i = 0; i < 2; i++) {
+        sock_reader_detach(&t->side[i].rd);
+        bufferevent_free(t->side[i].bev);
+    }
     free(t);
 }
 
@@ -57,12 +60,12 @@ static int relay(tunnel_side *from)
     tunnel_side *to = other(from);
     struct evbuffer *out = bufferevent_get_output(to->bev);
     evbuffer_add_buffer(out, bufferevent_get_input(from->bev));
-    body_flush(to->bev);
+    sockio_flush(to->bev);
     if (!from->eof) {
         if (evbuffer_get_length(out) >= from->t->w->cfg->limits.buffer_bytes)
-            bufferevent_disable(from->bev, EV_READ);
+            sock_reader_disable(&from->rd);
         else
-            bufferevent_enable(from->bev, EV_READ);
+            sock_reader_enable(&from->rd);
     }
     maybe_shut(to);
     return from->t->side[0].shut && from->t->side[1].shut;
@@ -71,8 +74,8 @@ static int relay(tunnel_side *from)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     tunnel_side *s = arg;
+    (void)bev;
     event_base_gettimeofday_cached(s->t->w->base, &s->t->last_active);
-    body_read_more(bev, s->t->w->cfg->limits.buffer_bytes);
     if (relay(s))
         tunnel_free(s->t);
 }
@@ -88,12 +91,13 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
+    (void)bev;
     tunnel_side *s = arg;
     tunnel *t = s->t;
 
     if (what & BEV_EVENT_EOF) {
         s->eof = 1;
-        bufferevent_disable(bev, EV_READ);
+        sock_reader_disable(&s->rd);
         if (relay(s))
             tunnel_free(t);
         return;
@@ -106,7 +110,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         event_base_gettimeofday_cached(t->w->base, &now);
         timersub(&now, &t->last_active, &idle);
         if ((unsigned long)idle.tv_sec * 1000 + (unsigned long)idle.tv_usec / 1000 < ms) {
-            bufferevent_enable(bev, EV_READ);
+            sock_reader_enable(&s->rd);
             return;
         }
     }
@@ -138,8 +142,6 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
     worker_conn_add(w, &t->link);
     event_base_gettimeofday_cached(w->base, &t->last_active);
 
-    unsigned ms = w->cfg->timeouts.tunnel_idle_ms;
-    struct timeval idle = ms_to_timeval(ms);
     size_t limit = w->cfg->limits.buffer_bytes;
     t->side[0].bev = client;
     t->side[1].bev = origin;
@@ -147,9 +149,13 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
         tunnel_side *s = &t->side[i];
         s->t = t;
         bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-        body_set_flow(s->bev, limit);
-        bufferevent_set_timeouts(s->bev, &idle, NULL);
-        bufferevent_enable(s->bev, EV_READ);
+        sockio_set_flow(s->bev, limit);
+        if (sock_reader_attach(&s->rd, s->bev, limit) < 0) {
+            tunnel_free(t);
+            return -1;
+        }
+        sock_reader_set_timeout(&s->rd, w->cfg->timeouts.tunnel_idle_ms);
+        sock_reader_enable(&s->rd);
     }
     /* Bytes that arrived with the request head (a TLS ClientHello sent
      * without waiting for our 200, say) or after the 101 head. */

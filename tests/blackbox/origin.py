@@ -86,6 +86,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "origin"
     sys_version = ""
     timeout = 120  # a stuck test never keeps a thread forever
+    # The head and the body go out in separate writes: with Nagle's
+    # algorithm the body would wait for the peer's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass

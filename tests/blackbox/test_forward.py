@@ -437,6 +437,21 @@ def test_pipelined_requests_answered_in_order(proxy, origin):
     assert r4.header("Connection") == "close"
 
 
+def test_pipelined_requests_beyond_the_read_buffer(start_proxy, origin):
+    """The proxy stops reading a client whose pipelined requests fill
+    limits.buffer_bytes, and resumes as it answers them: none is lost."""
+    p = start_proxy({"limits": {"buffer_bytes": 4096}})
+    n = 300
+    reqs = b"".join(b"GET " + origin.url("/bytes/%d" % (i + 1)).encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                    b"X-Pad: " + b"p" * 40 + b"\r\n\r\n" for i in range(n))
+    assert len(reqs) > 5 * 4096
+    with Conn(p.port, timeout=30) as c:
+        c.send(reqs)
+        for i in range(n):
+            r = read_response(c)
+            assert r.status == 200 and r.body == pattern_bytes(i + 1), (i, r)
+
+
 def test_pipelined_requests_to_two_origins(proxy, origin, raw_origin):
     srv = raw_origin(canned(OK2))
     a = b"127.0.0.1:%d" % srv.port

@@ -1,0 +1,195 @@
+/* sockio.c - see sockio.h. */
+#include "sockio.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <sys/uio.h>
+
+#include "config.h"
+
+/* The first read of a wakeup: room for any ordinary message head without
+ * reserving much memory per read. A read that comes back full means the
+ * socket holds more, and the next ones take what the limit allows. */
+#define FIRST_READ (16 * 1024)
+
+typedef enum read_outcome { GOT_DATA, GOT_NOTHING, GOT_EOF, GOT_ERROR } read_outcome;
+
+/* Reads from fd into in, never past `limit` bytes in it. Data read before an
+ * EOF or an error is reported first; both show again on the next read. */
+static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t limit)
+{
+    size_t have = evbuffer_get_length(in);
+    size_t want = have >= limit ? 0 : limit - have;
+    if (want > FIRST_READ)
+        want = FIRST_READ;
+    read_outcome outcome = GOT_NOTHING;
+
+    /* A bufferevent keeps the end of its input frozen against its user. */
+    evbuffer_unfreeze(in, 0);
+    while (want > 0) {
+        struct evbuffer_iovec vec[2];
+        int nvec = evbuffer_reserve_space(in, (ev_ssize_t)want, vec, 2);
+        if (nvec <= 0) {
+            if (outcome != GOT_DATA)
+                outcome = GOT_ERROR; /* out of memory */
+            break;
+        }
+        ssize_t got = readv(fd, (struct iovec *)vec, nvec);
+        if (got <= 0) {
+            evbuffer_commit_space(in, vec, 0);
+            if (outcome == GOT_DATA)
+                break;
+            if (got == 0)
+                outcome = GOT_EOF;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                outcome = GOT_ERROR;
+            break;
+        }
+        /* Trim the reservation to what arrived. */
+        size_t left = (size_t)got;
+        int used = 0;
+        for (; used < nvec && left > 0; used++) {
+            if (vec[used].iov_len > left)
+                vec[used].iov_len = left;
+            left -= vec[used].iov_len;
+        }
+        evbuffer_commit_space(in, vec, used);
+        outcome = GOT_DATA;
+        if ((size_t)got < want)
+            break; /* the socket is drained */
+        have += (size_t)got;
+        want = have >= limit ? 0 : limit - have;
+    }
+    evbuffer_freeze(in, 0);
+    return outcome;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    sock_reader *r = arg;
+    struct bufferevent *bev = r->bev;
+    bufferevent_data_cb readcb;
+    bufferevent_event_cb eventcb;
+    void *cbarg;
+    bufferevent_getcb(bev, &readcb, NULL, &eventcb, &cbarg);
+
+    short report;
+    if (what & EV_TIMEOUT) {
+        report = BEV_EVENT_TIMEOUT;
+    } else {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        switch (read_some(in, fd, r->limit)) {
+        case GOT_DATA:
+            if (readcb)
+                readcb(bev, cbarg);
+            return;
+        case GOT_NOTHING:
+            /* A full input waits for its owner to drain it and resume. */
+            if (evbuffer_get_length(in) >= r->limit)
+                sock_reader_disable(r);
+            return;
+        case GOT_EOF:
+            report = BEV_EVENT_EOF;
+            break;
+        default:
+            report = BEV_EVENT_ERROR;
+            break;
+        }
+    }
+    sock_reader_disable(r);
+    if (eventcb)
+        eventcb(bev, BEV_EVENT_READING | report, cbarg);
+}
+
+int sock_reader_attach(sock_reader *r, struct bufferevent *bev, size_t limit)
+{
+    r->bev = bev;
+    r->ev = NULL;
+    r->limit = limit;
+    r->timeout_ms = 0;
+    r->on = 0;
+    bufferevent_disable(bev, EV_READ);
+    if (bufferevent_get_underlying(bev))
+        return 0;
+    r->ev = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+                      on_readable, r);
+    return r->ev ? 0 : -1;
+}
+
+void sock_reader_detach(sock_reader *r)
+{
+    if (r->ev)
+        event_free(r->ev);
+    r->ev = NULL;
+    r->bev = NULL;
+    r->on = 0;
+}
+
+void sock_reader_enable(sock_reader *r)
+{
+    if (!r->ev) {
+        /* TLS: libevent also stops reading by itself (EOF, timeout), so
+         * no state is cached here. */
+        bufferevent_enable(r->bev, EV_READ);
+        return;
+    }
+    if (r->on)
+        return;
+    r->on = 1;
+    struct timeval tv = ms_to_timeval(r->timeout_ms);
+    event_add(r->ev, r->timeout_ms ? &tv : NULL);
+}
+
+void sock_reader_disable(sock_reader *r)
+{
+    if (!r->ev) {
+        bufferevent_disable(r->bev, EV_READ);
+        return;
+    }
+    if (!r->on)
+        return;
+    r->on = 0;
+    event_del(r->ev);
+}
+
+void sock_reader_set_timeout(sock_reader *r, unsigned ms)
+{
+    r->timeout_ms = ms;
+    if (!r->ev) {
+        struct timeval tv = ms_to_timeval(ms);
+        bufferevent_set_timeouts(r->bev, ms ? &tv : NULL, NULL);
+    }
+}
+
+void sockio_set_flow(struct bufferevent *bev, size_t limit)
+{
+    bufferevent_setwatermark(bev, EV_WRITE, limit / 2, 0);
+    bufferevent_set_max_single_write(bev, limit);
+    /* On a plain socket the sock_reader bounds the input itself. */
+    if (bufferevent_get_underlying(bev)) {
+        bufferevent_setwatermark(bev, EV_READ, 0, limit);
+        bufferevent_set_max_single_read(bev, limit);
+    }
+}
+
+void sockio_flush(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (bufferevent_get_underlying(bev)) {
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    if (evbuffer_get_length(out) > 0 && !(bufferevent_get_enabled(bev) & EV_WRITE)) {
+        /* A bufferevent keeps the start of its output frozen against its
+         * user: without this, evbuffer_write would write nothing. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+    else
+        bufferevent_disable(bev, EV_WRITE);
+}
