@@ -220,7 +220,7 @@ static int pump_request_body(client *c)
     sockio_flush(c->ubev);
     /* Reading pauses only while the origin side is full. Once the body is
      * in, what the client sends is its next pipelined request: it waits in
-     * the input (bounded by the read watermark) until this response is
+     * the input (at most limits.buffer_bytes) until this response is
      * done, and reading never toggles (each toggle is an epoll_ctl). */
     if (!c->req_body.done && evbuffer_get_length(out) >= limit)
         sock_reader_disable(&c->cread);
@@ -570,8 +570,10 @@ static int same_route(const route *a, const route *b)
 }
 
 /* Decides where the request goes (route.h) and sets the origin to reach;
- * drops a kept connection that leads elsewhere. Returns 0, or -1 with the
- * request answered (blocked). */
+ * drops a kept connection that leads elsewhere. Returns 1 to go on. A
+ * blocked request is answered here, and what fail_request returned comes
+ * back: 0 (the client is closing) or -1 (gone); either way the request
+ * must go no further. */
 static int set_origin(client *c, const target *t, const http_request *req)
 {
     route rt;
@@ -589,13 +591,14 @@ static int set_origin(client *c, const target *t, const http_request *req)
     memcpy(c->up_host, t->host, sizeof c->up_host);
     c->up_port = t->port;
     snprintf(c->up_authority, sizeof c->up_authority, "%.*s", (int)t->authority_len, t->authority);
-    return 0;
+    return 1;
 }
 
 static int handle_connect(client *c, const http_request *req, size_t head_len)
 {
     const config *cfg = c->w->cfg;
     target t;
+    int rc;
 
     if (target_parse_authority(req->target, req->target_len, &t) < 0)
         return fail_request(c, 400, "CONNECT needs a host:port target");
@@ -605,8 +608,8 @@ static int handle_connect(client *c, const http_request *req, size_t head_len)
         return fail_request(c, 400, "a CONNECT request has no body");
     /* A tunnel always gets a connection of its own. */
     free_origin(c);
-    if (set_origin(c, &t, req) < 0)
-        return -1;
+    if ((rc = set_origin(c, &t, req)) != 1)
+        return rc;
     evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
     c->is_connect = 1;
     return start_connect(c);
@@ -623,7 +626,7 @@ static int handle_request(client *c, const http_request *req, size_t head_len)
 {
     target t;
     http_framing framing;
-    int status;
+    int status, rc;
 
     if (method_is(req, "CONNECT"))
         return handle_connect(c, req, head_len);
@@ -651,8 +654,8 @@ static int handle_request(client *c, const http_request *req, size_t head_len)
     c->upgrading = forward_wants_upgrade(req);
     c->client_minor = req->version_minor;
     c->client_keep_alive = forward_client_keep_alive(req);
-    if (set_origin(c, &t, req) < 0)
-        return -1;
+    if ((rc = set_origin(c, &t, req)) != 1)
+        return rc;
     evbuffer_drain(c->request_head, (size_t)-1);
     policy_vars vars = vars_of(c, t.host);
     forward_request_head(c->request_head, req, &t, c->upgrading, c->policy, &vars);

@@ -513,3 +513,20 @@ def test_lingering_after_an_error_is_idle_and_ends(proxy):
         while len(os.listdir("/proc/%d/fd" % proxy.pid)) > fds_before and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(os.listdir("/proc/%d/fd" % proxy.pid)) <= fds_before
+
+
+@pytest.mark.parametrize("method", ["GET", "CONNECT"])
+def test_block_route_never_reaches_the_origin(start_proxy, raw_origin, method):
+    """A blocked request is answered 403 and goes nowhere: once the proxy
+    went on to connect (and send the request) after answering."""
+    srv = raw_origin(canned(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    p = start_proxy({"routes": [{"match": "127.0.0.1/32", "action": "block"}]})
+    a = b"127.0.0.1:%d" % srv.port
+    target = b"http://" + a + b"/" if method == "GET" else a
+    with Conn(p.port) as c:
+        c.send(method.encode() + b" " + target + b" HTTP/1.1\r\nHost: " + a + b"\r\n\r\n")
+        r = read_response(c)
+        assert_error_response(r, 403, conn=c)
+        assert b"blocked" in r.body
+    time.sleep(0.5)
+    assert srv.conns == [], "the origin got a connection for a blocked request"
