@@ -48,7 +48,8 @@ void sock_reader_disable(sock_reader *r);
  * effect at the next sock_reader_enable. */
 void sock_reader_set_timeout(sock_reader *r, unsigned ms);
 
-/* Flow settings for a relay's bufferevent: libevent's write callback fires
+/* Flow settings for a relay's bufferevent: EV_WRITE off while the output is
+ * empty (see sockio_flush), libevent's write callback fires
  * when its output drains below limit / 2, one write moves up to `limit`
  * bytes (libevent's default of 16 KiB costs throughput), and under TLS
  * reading stops at `limit` bytes of input. */

@@ -17,7 +17,7 @@ void body_pump_init(body_pump *p, const http_framing *in, int out_chunked)
 
 /* Back-pressure is checked before a move, not by cutting one short: moving
  * whole evbuffer chains is free, splitting one copies it. So dst may exceed
- * limit by what src holds (itself bounded by the read watermark). */
+ * limit by what src holds (itself bounded: a relay reads at most limit). */
 static int full(struct evbuffer *dst, size_t limit)
 {
     return evbuffer_get_length(dst) >= limit;

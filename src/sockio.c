@@ -36,6 +36,13 @@ static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t li
                 outcome = GOT_ERROR; /* out of memory */
             break;
         }
+        /* The reservation may be larger than asked: read no more. */
+        size_t room = want;
+        for (int i = 0; i < nvec; i++) {
+            if (vec[i].iov_len > room)
+                vec[i].iov_len = room;
+            room -= vec[i].iov_len;
+        }
         ssize_t got = readv(fd, (struct iovec *)vec, nvec);
         if (got <= 0) {
             evbuffer_commit_space(in, vec, 0);
@@ -165,6 +172,10 @@ void sock_reader_set_timeout(sock_reader *r, unsigned ms)
 
 void sockio_set_flow(struct bufferevent *bev, size_t limit)
 {
+    /* libevent starts a bufferevent with EV_WRITE on, which would leave the
+     * first write of a relay to the next loop iteration. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     bufferevent_setwatermark(bev, EV_WRITE, limit / 2, 0);
     bufferevent_set_max_single_write(bev, limit);
     /* On a plain socket the sock_reader bounds the input itself. */
