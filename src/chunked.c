@@ -8,6 +8,7 @@
  * the caller is told how much there is and reports back what it took.
  */
 #include "chunked.h"
+#include "http_chars.h"
 
 enum {
     CS_SIZE,          /* chunk-size digits */
@@ -37,13 +38,6 @@ static int hex_value(unsigned char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
-}
-
-/* HTAB, SP, VCHAR and obs-text: what extensions and trailer values may hold.
- * Everything else is a control character, bare CR and LF included. */
-static int is_text(unsigned char c)
-{
-    return c == '\t' || (c >= ' ' && c != 0x7f);
 }
 
 static void start_size_line(chunked_decoder *d)
@@ -91,7 +85,7 @@ static int size_line_byte(chunked_decoder *d, unsigned char c)
             return -1;
         return 0;
     default: /* CS_EXT */
-        return is_text(c) ? 0 : -1;
+        return http_is_text(c) ? 0 : -1;
     }
 }
 
@@ -117,7 +111,7 @@ static int trailer_byte(chunked_decoder *d, unsigned char c)
     case CS_TRAILER_VALUE:
         if (c == '\r')
             d->state = CS_TRAILER_LF;
-        else if (!is_text(c))
+        else if (!http_is_text(c))
             return -1;
         return 0;
     case CS_TRAILER_LF:

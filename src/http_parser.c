@@ -2,61 +2,12 @@
  *
  * Every function works on (pointer, length) ranges and never reads outside
  * them: a head is not NUL-terminated and may sit at the very end of a buffer.
- * Bytes are inspected through unsigned char so that obs-text (0x80-0xff) is
- * classified the same whatever the signedness of char.
  */
 #include "http_parser.h"
+#include "http_chars.h"
 
 #include <limits.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------------
- * Character classes (RFC 9110 5.5, 5.6)
- * ------------------------------------------------------------------------- */
-
-static int is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int is_tchar(unsigned char c)
-{
-    if (is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    /* A switch, not strchr: it runs for every byte of every field name. */
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Visible ASCII: the only bytes a request-target may hold. */
-static int is_vchar(unsigned char c)
-{
-    return c >= 0x21 && c <= 0x7e;
-}
-
-static int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* HTAB, SP, VCHAR and obs-text: what a field value or a reason phrase may
- * hold. Everything else is a control character, including the CR and LF that
- * would otherwise let a value smuggle in a line of its own. */
-static int is_text(unsigned char c)
-{
-    return c == '\t' || (c >= ' ' && c != 0x7f);
-}
-
-/* Not tolower(): field names are ASCII whatever the locale says. */
-static unsigned char ascii_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-}
 
 /* ---------------------------------------------------------------------------
  * Finding the head
@@ -128,8 +79,8 @@ static int line_at(const char *buf, size_t len, size_t pos, size_t *content_len)
  * something that is not a version. */
 static int parse_version(const char *p, size_t len, int *minor)
 {
-    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || !is_digit((unsigned char)p[5]) ||
-        p[6] != '.' || !is_digit((unsigned char)p[7]))
+    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || !http_is_digit((unsigned char)p[5]) ||
+        p[6] != '.' || !http_is_digit((unsigned char)p[7]))
         return 400;
     if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
         return 505;
@@ -145,19 +96,19 @@ static int parse_field(const char *line, size_t len, http_field *f)
 {
     size_t name_len = 0, start, end;
 
-    while (name_len < len && is_tchar((unsigned char)line[name_len]))
+    while (name_len < len && http_is_tchar((unsigned char)line[name_len]))
         name_len++;
     if (name_len == 0 || name_len == len || line[name_len] != ':')
         return -1;
     for (size_t i = name_len + 1; i < len; i++)
-        if (!is_text((unsigned char)line[i]))
+        if (!http_is_text((unsigned char)line[i]))
             return -1;
 
     start = name_len + 1;
     end = len;
-    while (start < end && is_ows((unsigned char)line[start]))
+    while (start < end && http_is_ows((unsigned char)line[start]))
         start++;
-    while (end > start && is_ows((unsigned char)line[end - 1]))
+    while (end > start && http_is_ows((unsigned char)line[end - 1]))
         end--;
 
     f->name = line;
@@ -205,7 +156,7 @@ static int parse_request_line(const char *line, size_t len, const http_limits *l
     size_t method_len = 0, target, target_end;
     const char *sp;
 
-    while (method_len < len && is_tchar((unsigned char)line[method_len]))
+    while (method_len < len && http_is_tchar((unsigned char)line[method_len]))
         method_len++;
     if (method_len == 0 || method_len == len || line[method_len] != ' ')
         return 400;
@@ -220,7 +171,7 @@ static int parse_request_line(const char *line, size_t len, const http_limits *l
     if (target_end == target || sp == NULL)
         return 400;
     for (size_t i = target; i < target_end; i++)
-        if (!is_vchar((unsigned char)line[i]))
+        if (!http_is_vchar((unsigned char)line[i]))
             return 400;
 
     req->method = line;
@@ -268,13 +219,13 @@ static int parse_status_line(const char *line, size_t len, http_response *resp)
     if (len < 12 || parse_version(line, 8, &resp->version_minor) != 0 || line[8] != ' ')
         return -1;
     code = line + 9;
-    if (code[0] < '1' || code[0] > '9' || !is_digit((unsigned char)code[1]) ||
-        !is_digit((unsigned char)code[2]))
+    if (code[0] < '1' || code[0] > '9' || !http_is_digit((unsigned char)code[1]) ||
+        !http_is_digit((unsigned char)code[2]))
         return -1;
     if (len > 12 && line[12] != ' ')
         return -1;
     for (size_t i = 13; i < len; i++)
-        if (!is_text((unsigned char)line[i]))
+        if (!http_is_text((unsigned char)line[i]))
             return -1;
 
     resp->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
@@ -390,10 +341,10 @@ static void read_codings(const http_field *te, codings *c)
         size_t name_len = 0, after;
         int is_chunked;
 
-        while (name_len < len && is_tchar((unsigned char)elem[name_len]))
+        while (name_len < len && http_is_tchar((unsigned char)elem[name_len]))
             name_len++;
         after = name_len;
-        while (after < len && is_ows((unsigned char)elem[after]))
+        while (after < len && http_is_ows((unsigned char)elem[after]))
             after++;
         if (name_len == 0 || (after < len && elem[after] != ';'))
             c->malformed = 1;
@@ -511,7 +462,7 @@ int http_token_eq(const char *a, size_t alen, const char *b, size_t blen)
     if (alen != blen)
         return 0;
     for (size_t i = 0; i < alen; i++)
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+        if (http_lower((unsigned char)a[i]) != http_lower((unsigned char)b[i]))
             return 0;
     return 1;
 }
@@ -522,7 +473,7 @@ int http_list_next(const char *value, size_t value_len, size_t *pos,
     size_t i = *pos, start, end;
     int quoted = 0;
 
-    while (i < value_len && (value[i] == ',' || is_ows((unsigned char)value[i])))
+    while (i < value_len && (value[i] == ',' || http_is_ows((unsigned char)value[i])))
         i++;
     if (i >= value_len) {
         *pos = value_len;
@@ -539,7 +490,7 @@ int http_list_next(const char *value, size_t value_len, size_t *pos,
             break;
     }
     end = i;
-    while (is_ows((unsigned char)value[end - 1]))
+    while (http_is_ows((unsigned char)value[end - 1]))
         end--;
     *elem = value + start;
     *elem_len = end - start;

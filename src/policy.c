@@ -24,6 +24,8 @@
 
 #include <event2/buffer.h>
 
+#include "http_chars.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define MAX_CHAIN 8          /* policies in one extend chain, the loaded one included */
@@ -123,25 +125,13 @@ static const char *const side_names[] = { [POLICY_REQUEST] = "request", [POLICY_
  * Names
  * ------------------------------------------------------------------------- */
 
-static unsigned char ascii_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
-static int is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* FNV-1a over the lowercased name: the same hash whatever the casing. */
 static uint32_t name_hash(const char *name, size_t len)
 {
     uint32_t h = 2166136261u;
 
     for (size_t i = 0; i < len; i++)
-        h = (h ^ ascii_lower((unsigned char)name[i])) * 16777619u;
+        h = (h ^ http_lower((unsigned char)name[i])) * 16777619u;
     return h;
 }
 
@@ -149,7 +139,7 @@ static uint32_t name_hash(const char *name, size_t len)
 static int starts_with_lower(const char *name, const char *lower, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (ascii_lower((unsigned char)name[i]) != (unsigned char)lower[i])
+        if (http_lower((unsigned char)name[i]) != (unsigned char)lower[i])
             return 0;
     return 1;
 }
@@ -161,7 +151,7 @@ static char *lower_copy(const char *s, size_t len)
     if (copy == NULL)
         return NULL;
     for (size_t i = 0; i < len; i++)
-        copy[i] = (char)ascii_lower((unsigned char)s[i]);
+        copy[i] = (char)http_lower((unsigned char)s[i]);
     copy[len] = '\0';
     return copy;
 }
@@ -527,7 +517,7 @@ static long check_name(const source *s, const char *path, const char *name, size
     *prefix = (how & NAME_WILDCARD) && len > 0 && name[len - 1] == '*';
     base = len - (size_t)*prefix;
     for (size_t i = 0; i < base; i++)
-        if (!is_tchar((unsigned char)name[i]) || name[i] == '*')
+        if (!http_is_tchar((unsigned char)name[i]) || name[i] == '*')
             valid = 0;
     if (!valid)
         return fail(s, path, how & NAME_WILDCARD ? "\"%s\" is not a header name or a prefix ending in '*'"
