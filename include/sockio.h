@@ -31,6 +31,7 @@ typedef struct sock_reader {
     size_t limit;              /* a read never brings the input above this */
     unsigned timeout_ms;       /* 0: none */
     int on;
+    int error;                 /* errno met after data: reported next */
 } sock_reader;
 
 /* Takes over bev's reading (stopped until sock_reader_enable). Returns 0,
@@ -44,9 +45,12 @@ void sock_reader_detach(sock_reader *r);
 void sock_reader_enable(sock_reader *r);
 void sock_reader_disable(sock_reader *r);
 
-/* Reports BEV_EVENT_TIMEOUT when nothing was read for ms (0: never). Takes
- * effect at the next sock_reader_enable. */
-void sock_reader_set_timeout(sock_reader *r, unsigned ms);
+/* Timeouts for r's bufferevent, 0 for none: BEV_EVENT_READING|TIMEOUT when
+ * nothing was read for read_ms while reading (from the next
+ * sock_reader_enable on), BEV_EVENT_WRITING|TIMEOUT when output bytes could
+ * not be written for write_ms. Either stops that direction, as libevent
+ * does. */
+void sockio_set_timeouts(sock_reader *r, unsigned read_ms, unsigned write_ms);
 
 /* Flow settings for a relay's bufferevent: EV_WRITE off while the output is
  * empty (see sockio_flush), libevent's write callback fires

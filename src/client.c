@@ -126,6 +126,15 @@ static unsigned io_left(client *c)
     return ms >= io ? 0 : (unsigned)(io - ms);
 }
 
+/* How much a connection's input may hold: limits.buffer_bytes, but never
+ * less than it takes to see that a head is too large (max_header_bytes + 1),
+ * or a small buffer would wait for bytes it refuses to read. */
+static size_t read_limit(const config *cfg)
+{
+    size_t head = cfg->limits.max_header_bytes + 1;
+    return cfg->limits.buffer_bytes > head ? cfg->limits.buffer_bytes : head;
+}
+
 static void set_timer(client *c, unsigned ms)
 {
     struct timeval tv = ms_to_timeval(ms);
@@ -207,17 +216,35 @@ static int fail_request(client *c, int status, const char *detail)
 static int handle_head(client *c);
 static int tunnel_established(client *c);
 
+/* Moves body bytes from `from`'s input to `to`'s output and sends them. A
+ * move stops once `limit` bytes wait in the output; when the flush then
+ * empties it at once, no write callback will come to resume the move, so
+ * it goes on here. Returns 0, or -1 when the chunked framing is malformed. */
+static int relay_body(body_pump *p, struct bufferevent *from, struct bufferevent *to, size_t limit)
+{
+    struct evbuffer *in = bufferevent_get_input(from);
+    struct evbuffer *out = bufferevent_get_output(to);
+
+    for (;;) {
+        if (body_pump_move(p, in, out, limit) < 0)
+            return -1;
+        int stopped_full = evbuffer_get_length(out) >= limit;
+        sockio_flush(to);
+        if (!stopped_full || p->done || evbuffer_get_length(in) == 0 ||
+            evbuffer_get_length(out) >= limit)
+            return 0;
+    }
+}
+
 /* Moves request body bytes toward the origin, pausing the client when the
  * origin side is full. */
 static int pump_request_body(client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
     struct evbuffer *out = bufferevent_get_output(c->ubev);
     size_t limit = c->w->cfg->limits.buffer_bytes;
 
-    if (!c->req_body.done && body_pump_move(&c->req_body, in, out, limit) < 0)
+    if (relay_body(&c->req_body, c->cbev, c->ubev, limit) < 0)
         return fail_request(c, 400, "malformed chunked request body");
-    sockio_flush(c->ubev);
     /* Reading pauses only while the origin side is full. Once the body is
      * in, what the client sends is its next pipelined request: it waits in
      * the input (at most limits.buffer_bytes) until this response is
@@ -290,7 +317,7 @@ static void connected_cb(const connect_result *res, int status, const char *deta
     c->up.bev = NULL;
     c->up_reused = res->reused;
     sockio_set_flow(c->ubev, c->w->cfg->limits.buffer_bytes);
-    if (sock_reader_attach(&c->uread, c->ubev, c->w->cfg->limits.buffer_bytes) < 0) {
+    if (sock_reader_attach(&c->uread, c->ubev, read_limit(c->w->cfg)) < 0) {
         fail_request(c, 500, "out of memory");
         return;
     }
@@ -303,6 +330,8 @@ static void connected_cb(const connect_result *res, int status, const char *deta
 static int start_connect(client *c)
 {
     c->state = C_CONNECTING;
+    /* The connector has its own deadline (timeouts.connect). */
+    event_del(c->timer);
     /* Nothing more is read from the client until the origin is there: the
      * body would otherwise pile up in memory. */
     sock_reader_disable(&c->cread);
@@ -339,6 +368,8 @@ static int exchange_done(client *c)
 
     evbuffer_drain(c->request_head, (size_t)-1);
     c->served++;
+    /* The next request's errors get an answer of their own. */
+    c->resp_started = 0;
     if (!origin_clean) {
         free_origin(c);
     } else if (cfg->reuse == REUSE_SHARED) {
@@ -378,11 +409,10 @@ static int pump_response_body(client *c)
     struct evbuffer *out = bufferevent_get_output(c->cbev);
     size_t limit = c->w->cfg->limits.buffer_bytes;
 
-    if (body_pump_move(&c->resp_body, in, out, limit) < 0) {
+    if (relay_body(&c->resp_body, c->ubev, c->cbev, limit) < 0) {
         log_debug("malformed chunked response from %s:%u", c->up_host, c->up_port);
         return client_free(c);
     }
-    sockio_flush(c->cbev);
     if (c->resp_body.done)
         return exchange_done(c);
     if (c->origin_eof) {
@@ -851,7 +881,7 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     c->timer = evtimer_new(w->base, client_timer_cb, c);
     c->request_head = evbuffer_new();
     if (!c->cbev || !c->timer || !c->request_head ||
-        sock_reader_attach(&c->cread, c->cbev, cfg->limits.buffer_bytes) < 0) {
+        sock_reader_attach(&c->cread, c->cbev, read_limit(cfg)) < 0) {
         if (!c->cbev)
             evutil_closesocket(fd);
         client_free(c);

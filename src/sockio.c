@@ -11,14 +11,18 @@
 
 /* The first read of a wakeup: room for any ordinary message head without
  * reserving much memory per read. A read that comes back full means the
- * socket holds more, and the next ones take what the limit allows. */
+ * socket holds more, and the next ones take up to MORE_READ each, until the
+ * limit: evbuffer chains move whole between buffers, so one sized for the
+ * whole limit would travel around mostly empty. */
 #define FIRST_READ (16 * 1024)
+#define MORE_READ (256 * 1024)
 
 typedef enum read_outcome { GOT_DATA, GOT_NOTHING, GOT_EOF, GOT_ERROR } read_outcome;
 
 /* Reads from fd into in, never past `limit` bytes in it. Data read before an
- * EOF or an error is reported first; both show again on the next read. */
-static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t limit)
+ * EOF or an error is reported first: an EOF shows again on the next read,
+ * an error is kept in *err (the kernel reports it only once). */
+static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t limit, int *err)
 {
     size_t have = evbuffer_get_length(in);
     size_t want = have >= limit ? 0 : limit - have;
@@ -46,11 +50,15 @@ static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t li
         ssize_t got = readv(fd, (struct iovec *)vec, nvec);
         if (got <= 0) {
             evbuffer_commit_space(in, vec, 0);
-            if (outcome == GOT_DATA)
+            int failed = got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+            if (outcome == GOT_DATA) {
+                if (failed)
+                    *err = errno;
                 break;
+            }
             if (got == 0)
                 outcome = GOT_EOF;
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            else if (failed)
                 outcome = GOT_ERROR;
             break;
         }
@@ -68,6 +76,8 @@ static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t li
             break; /* the socket is drained */
         have += (size_t)got;
         want = have >= limit ? 0 : limit - have;
+        if (want > MORE_READ)
+            want = MORE_READ;
     }
     evbuffer_freeze(in, 0);
     return outcome;
@@ -85,9 +95,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     short report;
     if (what & EV_TIMEOUT) {
         report = BEV_EVENT_TIMEOUT;
+    } else if (r->error) {
+        EVUTIL_SET_SOCKET_ERROR(r->error);
+        report = BEV_EVENT_ERROR;
     } else {
         struct evbuffer *in = bufferevent_get_input(bev);
-        switch (read_some(in, fd, r->limit)) {
+        switch (read_some(in, fd, r->limit, &r->error)) {
         case GOT_DATA:
             if (readcb)
                 readcb(bev, cbarg);
@@ -117,6 +130,7 @@ int sock_reader_attach(sock_reader *r, struct bufferevent *bev, size_t limit)
     r->limit = limit;
     r->timeout_ms = 0;
     r->on = 0;
+    r->error = 0;
     bufferevent_disable(bev, EV_READ);
     if (bufferevent_get_underlying(bev))
         return 0;
@@ -129,6 +143,8 @@ void sock_reader_detach(sock_reader *r)
 {
     if (r->ev)
         event_free(r->ev);
+    else if (r->bev)
+        bufferevent_disable(r->bev, EV_READ);
     r->ev = NULL;
     r->bev = NULL;
     r->on = 0;
@@ -161,13 +177,12 @@ void sock_reader_disable(sock_reader *r)
     event_del(r->ev);
 }
 
-void sock_reader_set_timeout(sock_reader *r, unsigned ms)
+void sockio_set_timeouts(sock_reader *r, unsigned read_ms, unsigned write_ms)
 {
-    r->timeout_ms = ms;
-    if (!r->ev) {
-        struct timeval tv = ms_to_timeval(ms);
-        bufferevent_set_timeouts(r->bev, ms ? &tv : NULL, NULL);
-    }
+    struct timeval rtv = ms_to_timeval(read_ms), wtv = ms_to_timeval(write_ms);
+    r->timeout_ms = read_ms;
+    /* Under TLS libevent reads, so it keeps the read timeout too. */
+    bufferevent_set_timeouts(r->bev, !r->ev && read_ms ? &rtv : NULL, write_ms ? &wtv : NULL);
 }
 
 void sockio_set_flow(struct bufferevent *bev, size_t limit)

@@ -80,18 +80,18 @@ static void on_read(struct bufferevent *bev, void *arg)
         tunnel_free(s->t);
 }
 
-/* The other side's output drained: resume reading into it. */
+/* This side's output drained: resume reading into it. */
 static void on_write(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     tunnel_side *s = arg;
+    event_base_gettimeofday_cached(s->t->w->base, &s->t->last_active);
     if (relay(other(s)))
         tunnel_free(s->t);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     tunnel_side *s = arg;
     tunnel *t = s->t;
 
@@ -110,7 +110,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         event_base_gettimeofday_cached(t->w->base, &now);
         timersub(&now, &t->last_active, &idle);
         if ((unsigned long)idle.tv_sec * 1000 + (unsigned long)idle.tv_usec / 1000 < ms) {
-            sock_reader_enable(&s->rd);
+            if (what & BEV_EVENT_READING)
+                sock_reader_enable(&s->rd);
+            else
+                sockio_flush(bev); /* bytes still wait: watch for writability again */
             return;
         }
     }
@@ -154,7 +157,9 @@ int tunnel_start(worker *w, struct bufferevent *client, struct bufferevent *orig
             tunnel_free(t);
             return -1;
         }
-        sock_reader_set_timeout(&s->rd, w->cfg->timeouts.tunnel_idle_ms);
+        /* Writing counts too: with both peers not reading, both sides
+         * pause on back-pressure and only a write timeout can end it. */
+        sockio_set_timeouts(&s->rd, w->cfg->timeouts.tunnel_idle_ms, w->cfg->timeouts.tunnel_idle_ms);
         sock_reader_enable(&s->rd);
     }
     /* Bytes that arrived with the request head (a TLS ClientHello sent

@@ -151,6 +151,45 @@ def test_tunnel_one_way_traffic_is_not_idle(start_proxy, raw_origin):
     assert len(data) == 25000
 
 
+def test_tunnel_with_neither_peer_reading_times_out(start_proxy, raw_origin):
+    """Both peers send and neither reads: the proxy pauses both directions
+    (back-pressure), so nothing is read for a read timeout to notice. The
+    tunnel still ends after tunnel_idle without progress."""
+    stop = threading.Event()
+
+    def flood(srv, conn):
+        conn.sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn.sock.send(b"o" * 65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    srv = raw_origin(flood)
+    p = start_proxy({"timeouts": {"tunnel_idle": 1}, "limits": {"buffer_bytes": 65536}})
+    fds = len(os.listdir("/proc/%d/fd" % p.pid))
+    try:
+        with open_tunnel(p.port, srv.port) as c:
+            c.sock.settimeout(0.2)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:  # fill every buffer towards the origin
+                try:
+                    c.sock.send(b"c" * 65536)
+                except socket.timeout:
+                    pass
+                except OSError:
+                    break
+            # The proxy lets go of both connections within a few seconds.
+            deadline = time.monotonic() + 8
+            while len(os.listdir("/proc/%d/fd" % p.pid)) > fds and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(os.listdir("/proc/%d/fd" % p.pid)) <= fds, "the stuck tunnel was kept open"
+    finally:
+        stop.set()
+
+
 def test_connect_ports_allows_listed(start_proxy, raw_origin):
     srv = raw_origin(echo_stream)
     p = start_proxy({"connect_ports": [1, "%d-%d" % (srv.port, srv.port)]})

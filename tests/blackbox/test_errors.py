@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (Conn, assert_error_response, canned, close_after_request, exchange,
-                      never_answer, read_response)
+                      never_answer, pattern_bytes, read_response)
 
 LIMITS = {"max_uri_bytes": 1024, "max_header_bytes": 4096, "max_headers": 20,
           "max_line_bytes": 2048}
@@ -530,3 +530,16 @@ def test_block_route_never_reaches_the_origin(start_proxy, raw_origin, method):
         assert b"blocked" in r.body
     time.sleep(0.5)
     assert srv.conns == [], "the origin got a connection for a blocked request"
+
+
+def test_error_for_a_pipelined_request_after_a_response(limited_proxy, origin):
+    """A request that follows a completed response gets its own error (here
+    431): it once inherited the previous response's "already answered"
+    state, and the connection was cut without an answer."""
+    first = b"GET " + origin.url("/bytes/10").encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET " + origin.url("/bytes/20").encode() + b" HTTP/1.1\r\nX-Big: " + b"a" * 6000
+    with Conn(limited_proxy.port) as c:
+        c.send(first + second)
+        r = read_response(c)
+        assert r.status == 200 and r.body == pattern_bytes(10), r
+        assert_error_response(read_response(c), 431, conn=c)

@@ -191,7 +191,7 @@ static void test_reader_timeout(void **state)
     fixture *f = *state;
 
     assert_int_equal(sock_reader_attach(&f->rd, f->bev, 4096), 0);
-    sock_reader_set_timeout(&f->rd, 30);
+    sockio_set_timeouts(&f->rd, 30, 0);
     sock_reader_enable(&f->rd);
     run_once(f);
     assert_int_equal(f->last_event, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
