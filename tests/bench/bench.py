@@ -1313,6 +1313,20 @@ class Report:
                  for n in PEERS[1:] if vals.get(n)]
         return f"anonproxy {fmt_num(a, digits)} {unit} = " + (", ".join(parts) or "no peer figure")
 
+    def note_small_bound(self, vals: dict, cvals: dict) -> None:
+        """Puts the squid target in the light of this machine: wrk, nginx and
+        the proxy share its CPUs, so no proxy can beat the direct row."""
+        squid, direct = vals.get("squid"), vals.get("direct")
+        if not squid or not direct:
+            return
+        text = (f"Small requests: 4x squid is {4 * squid:,.0f} req/s here, "
+                f"{4 * squid / direct:.2f}x the direct row ({direct:,.0f} req/s, wrk straight to "
+                f"nginx with no proxy at all) on {os.cpu_count()} CPUs that wrk, nginx and the proxy share.")
+        if cvals.get("anonproxy") and cvals.get("squid"):
+            text += (f" By CPU per request, anonproxy uses {cvals['squid'] / cvals['anonproxy']:.2f}x "
+                     f"less than squid ({cvals['anonproxy']:.1f} against {cvals['squid']:.1f} us).")
+        self.b.notes.append(text)
+
     def build(self) -> str:
         head = ["Workload"] + [LABELS.get(n, n) for n in PEERS] + ["anonproxy vs peers", "Targets"]
         rows = []
@@ -1342,6 +1356,7 @@ class Report:
             rows.append(["1c. Small requests: CPU per request of the proxy process "
                          "(less load-sensitive than req/s)"] + cpu
                         + [self.ratios(cvals, "us/req", 1) + " (lower is better)", ""])
+            self.note_small_bound(vals, cvals)
 
         big = f"{self.b.args.big_mib / 1024:g} GiB" if self.b.args.big_mib >= 1024 else f"{self.b.args.big_mib} MiB"
         if "tunnel" in r:
