@@ -1081,12 +1081,18 @@ class Bench:
         out = self.compare_anonproxy("elite cost", {
             "elite": {"mode": "elite", "policies": pol, "workers": 2},
             "pass": {"mode": "pass", "policies": pol, "workers": 2}})
-        e, p = out["elite"]["median"]["rps"], out["pass"]["median"]["rps"]
-        if e and p:
-            out["cost_percent"] = (p - e) / p * 100
-            ce, cp = out["elite"]["median"]["cpu_us_per_req"], out["pass"]["median"]["cpu_us_per_req"]
-            if ce and cp:
-                out["cpu_cost_percent"] = (ce - cp) / cp * 100
+        # Run i of both variants ran back to back: compare within each pair,
+        # then take the median, so that load from other jobs drifting over
+        # the minute the workload takes does not land on one side only.
+        pairs = [(e, p) for e, p in zip(out["elite"]["runs"], out["pass"]["runs"])
+                 if "error" not in e and "error" not in p and e.get("rps") and p.get("rps")]
+        if pairs:
+            out["cost_percent"] = statistics.median((p["rps"] - e["rps"]) / p["rps"] * 100
+                                                    for e, p in pairs)
+            cpu = [(e["cpu_us_per_req"] - p["cpu_us_per_req"]) / p["cpu_us_per_req"] * 100
+                   for e, p in pairs if e.get("cpu_us_per_req") and p.get("cpu_us_per_req")]
+            if cpu:
+                out["cpu_cost_percent"] = statistics.median(cpu)
         else:
             out["error"] = "; ".join(f"{k}: {v['error']}" for k, v in out.items()
                                      if isinstance(v, dict) and v.get("error")) or "no result"
@@ -1413,11 +1419,11 @@ class Report:
             el = r["elite"]
             if "cost_percent" in el:
                 ve, vp = el["elite"]["median"]["rps"], el["pass"]["median"]["rps"]
-                cell = (f"elite {fmt_num(ve)} vs pass {fmt_num(vp)} req/s: "
-                        f"cost {el['cost_percent']:.1f}%")
+                cell = (f"elite {fmt_num(ve)} vs pass {fmt_num(vp)} req/s (medians); "
+                        f"cost, median over back-to-back pairs: {el['cost_percent']:.1f}%")
                 if "cpu_cost_percent" in el:
                     cell += (f"; CPU/request elite {el['elite']['median']['cpu_us_per_req']:.1f} vs "
-                             f"pass {el['pass']['median']['cpu_us_per_req']:.1f} us: "
+                             f"pass {el['pass']['median']['cpu_us_per_req']:.1f} us, paired: "
                              f"{el['cpu_cost_percent']:+.1f}%")
                 cost = el["cost_percent"]
             else:
