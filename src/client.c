@@ -247,7 +247,7 @@ static int pump_request_body(client *c)
         return fail_request(c, 400, "malformed chunked request body");
     /* Reading pauses only while the origin side is full. Once the body is
      * in, what the client sends is its next pipelined request: it waits in
-     * the input (at most limits.buffer_bytes) until this response is
+     * the input (up to its read limit) until this response is
      * done, and reading never toggles (each toggle is an epoll_ctl). */
     if (!c->req_body.done && evbuffer_get_length(out) >= limit)
         sock_reader_disable(&c->cread);

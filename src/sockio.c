@@ -22,13 +22,30 @@
 
 typedef enum read_outcome { GOT_DATA, GOT_NOTHING, GOT_EOF, GOT_ERROR } read_outcome;
 
+/* Shortens vec to n bytes in all; returns how many vectors hold some. */
+static int clip_iovecs(struct evbuffer_iovec *vec, int nvec, size_t n)
+{
+    int used = 0;
+    for (; used < nvec && n > 0; used++) {
+        if (vec[used].iov_len > n)
+            vec[used].iov_len = n;
+        n -= vec[used].iov_len;
+    }
+    return used;
+}
+
+static size_t room_below(size_t have, size_t limit)
+{
+    return have >= limit ? 0 : limit - have;
+}
+
 /* Reads from fd into in, never past `limit` bytes in it. Data read before an
  * EOF or an error is reported first: an EOF shows again on the next read,
  * an error is kept in *err (the kernel reports it only once). */
 static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t limit, int *err)
 {
     size_t have = evbuffer_get_length(in);
-    size_t want = have >= limit ? 0 : limit - have;
+    size_t want = room_below(have, limit);
     if (want > FIRST_READ)
         want = FIRST_READ;
     read_outcome outcome = GOT_NOTHING;
@@ -44,12 +61,7 @@ static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t li
             break;
         }
         /* The reservation may be larger than asked: read no more. */
-        size_t room = want;
-        for (int i = 0; i < nvec; i++) {
-            if (vec[i].iov_len > room)
-                vec[i].iov_len = room;
-            room -= vec[i].iov_len;
-        }
+        nvec = clip_iovecs(vec, nvec, want);
         ssize_t got = readv(fd, (struct iovec *)vec, nvec);
         if (got <= 0) {
             evbuffer_commit_space(in, vec, 0);
@@ -65,21 +77,13 @@ static read_outcome read_some(struct evbuffer *in, evutil_socket_t fd, size_t li
                 outcome = GOT_ERROR;
             break;
         }
-        /* Trim the reservation to what arrived. */
-        size_t left = (size_t)got;
-        int used = 0;
-        for (; used < nvec && left > 0; used++) {
-            if (vec[used].iov_len > left)
-                vec[used].iov_len = left;
-            left -= vec[used].iov_len;
-        }
-        evbuffer_commit_space(in, vec, used);
+        evbuffer_commit_space(in, vec, clip_iovecs(vec, nvec, (size_t)got));
         outcome = GOT_DATA;
         if ((size_t)got < want)
             break; /* the socket is drained */
         have += (size_t)got;
         size_t next = want * READ_GROWTH;
-        want = have >= limit ? 0 : limit - have;
+        want = room_below(have, limit);
         if (want > next)
             want = next;
     }

@@ -1017,20 +1017,33 @@ def check_slow_readers(conns, sizes):
 SWEEP = [512 * 1024 + i * 96 * 1024 for i in range(64)]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time pid has used, or None if it is gone."""
+    try:
+        f = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    """How many descriptors pid holds."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def wait_fds_at_most(pid, n, timeout, what):
+    """Waits until pid holds at most n descriptors; fails after timeout."""
+    wait_until(lambda: open_fds(pid) <= n, timeout, interval=0.05, what=what)
+
+
 def wait_cpu_quiet(pid, quiet=0.5, timeout=10):
     """Waits until pid has used no CPU for `quiet` seconds (it has done all
     it can for now), at most `timeout` seconds."""
-    def cpu():
-        try:
-            f = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return int(f[11]) + int(f[12])
-    last, since = cpu(), time.monotonic()
+    last, since = cpu_seconds(pid), time.monotonic()
     deadline = since + timeout
     while time.monotonic() - since < quiet and time.monotonic() < deadline:
         time.sleep(0.05)
-        now = cpu()
+        now = cpu_seconds(pid)
         if now != last:
             last, since = now, time.monotonic()
 

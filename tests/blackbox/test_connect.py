@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (Conn, assert_error_response, curl, drain_then_report, echo_stream, exchange,
-                      pattern_sha256, read_response)
+                      open_fds, pattern_sha256, read_response, wait_fds_at_most)
 
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
@@ -169,7 +169,7 @@ def test_tunnel_with_neither_peer_reading_times_out(start_proxy, raw_origin):
 
     srv = raw_origin(flood)
     p = start_proxy({"timeouts": {"tunnel_idle": 1}, "limits": {"buffer_bytes": 65536}})
-    fds = len(os.listdir("/proc/%d/fd" % p.pid))
+    fds = open_fds(p.pid)
     try:
         with open_tunnel(p.port, srv.port) as c:
             c.sock.settimeout(0.2)
@@ -182,10 +182,7 @@ def test_tunnel_with_neither_peer_reading_times_out(start_proxy, raw_origin):
                 except OSError:
                     break
             # The proxy lets go of both connections within a few seconds.
-            deadline = time.monotonic() + 8
-            while len(os.listdir("/proc/%d/fd" % p.pid)) > fds and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert len(os.listdir("/proc/%d/fd" % p.pid)) <= fds, "the stuck tunnel was kept open"
+            wait_fds_at_most(p.pid, fds, 8, "the stuck tunnel to be closed")
     finally:
         stop.set()
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from conftest import (Conn, assert_error_response, canned, close_after_request, exchange,
-                      never_answer, pattern_bytes, read_response)
+from conftest import (Conn, assert_error_response, canned, close_after_request, cpu_seconds,
+                      exchange, never_answer, open_fds, pattern_bytes, read_response,
+                      wait_fds_at_most)
 
 LIMITS = {"max_uri_bytes": 1024, "max_header_bytes": 4096, "max_headers": 20,
           "max_line_bytes": 2048}
@@ -490,29 +491,21 @@ def test_bad_chunked_body_after_response_started_closes(start_proxy, raw_origin)
         assert len(rest) < 90, "the cut body cannot be complete"
 
 
-def _cpu_seconds(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_lingering_after_an_error_is_idle_and_ends(proxy):
     """After an error response the proxy keeps reading (and discarding) for a
     while so that closing does not reset the client. A client that keeps its
     side open must not make the worker spin (a bug once re-armed the write
     event on every loop), and the socket is released when lingering ends."""
-    fds_before = len(os.listdir("/proc/%d/fd" % proxy.pid))
+    fds_before = open_fds(proxy.pid)
     with Conn(proxy.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert_error_response(read_response(c), 400, conn=c)
-        before = _cpu_seconds(proxy.pid)
+        before = cpu_seconds(proxy.pid)
         time.sleep(1.0)
-        spent = _cpu_seconds(proxy.pid) - before
+        spent = cpu_seconds(proxy.pid) - before
         assert spent < 0.3, "the proxy used %.2f s of CPU while lingering" % spent
         # Lingering lasts about 2 s; then the proxy lets the socket go.
-        deadline = time.monotonic() + 6
-        while len(os.listdir("/proc/%d/fd" % proxy.pid)) > fds_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(os.listdir("/proc/%d/fd" % proxy.pid)) <= fds_before
+        wait_fds_at_most(proxy.pid, fds_before, 6, "the lingering socket to be released")
 
 
 @pytest.mark.parametrize("method", ["GET", "CONNECT"])
