@@ -14,7 +14,7 @@ DEB_IF_NO_COMMAND := npm
 DEB_ALL := $(DEB_BUILD) $(DEB_TEST)
 
 CC ?= cc
-CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude
+CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -26,7 +26,8 @@ LIBS = $(PKG_LIBS) -lpthread
 
 BUILD := build
 OBJDIR := $(BUILD)/obj$(if $(filter 1,$(SAN)),-san,)
-SRCS := $(wildcard src/*.c)
+# One folder per layer (README.md, "Layout"); headers sit beside their sources.
+SRCS := $(wildcard src/*.c src/*/*.c)
 OBJS := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(OBJDIR)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -45,8 +46,9 @@ $(OBJDIR)/.flavour: FORCE
 	@if [ "$$(cat $(BUILD)/.flavour 2>/dev/null)" != "$(OBJDIR)" ]; then \
 		echo "$(OBJDIR)" > $(BUILD)/.flavour; touch $@; fi
 
-$(OBJDIR)/%.o: src/%.c $(wildcard include/*.h) Makefile
-	@mkdir -p $(OBJDIR)
+# Each object depends on the headers it includes, as -MMD records them.
+$(OBJDIR)/%.o: src/%.c Makefile
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -c -o $@ $<
 
 $(OBJDIR)/unit/%: tests/unit/%.c $(LIB_OBJS)

@@ -17,14 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "geoip.h"
-#include "health.h"
-#include "judge.h"
-#include "log.h"
-#include "policy.h"
-#include "verify.h"
-#include "worker.h"
+#include "core/config.h"
+#include "core/geoip.h"
+#include "egress/health.h"
+#include "front/judge.h"
+#include "core/log.h"
+#include "http/policy.h"
+#include "tools/verify.h"
+#include "net/worker.h"
 
 #define ANONPROXY_VERSION "0.1.0"
 #define DEFAULT_CONFIG "anonproxy.json"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunked.h"
+#include "http/chunked.h"
 
 /* A string literal and its length. */
 #define LIT(s) s, sizeof(s) - 1

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "policy.h"
+#include "core/config.h"
+#include "http/policy.h"
 
 static unsigned cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -21,7 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "geoip.h"
+#include "core/geoip.h"
 
 /* One test database: its file, and what differs between the layouts. */
 typedef struct testdb {

@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "health.h"
-#include "log.h"
+#include "core/config.h"
+#include "egress/health.h"
+#include "core/log.h"
 
 #define TEST_GEO "build/test-geo.mmdb"
 

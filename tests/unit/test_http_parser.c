@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parser.h"
+#include "http/http_parser.h"
 
 #define MAX_FIELDS 100
 

@@ -16,8 +16,8 @@
 
 #include <event2/buffer.h>
 
-#include "http_parser.h"
-#include "policy.h"
+#include "http/http_parser.h"
+#include "http/policy.h"
 
 #define MAX_FIELDS 64
 

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sockio.h"
+#include "net/sockio.h"
 
 typedef struct fixture {
     struct event_base *base;

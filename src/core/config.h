@@ -1,0 +1,137 @@
+/* config.h - the anonproxy.json configuration: loading, validation, defaults.
+ *
+ * The file is read with jansson and checked completely before anything
+ * starts: unknown keys, wrong types and out-of-range values are errors. Every
+ * error message names the file, the JSON path and the reason, e.g.
+ *   anonproxy.json: listen[0].address: port 99999 out of range
+ * Loading also loads every policy a mode names (policy.h), so a broken
+ * policy file is reported by `anonproxy -t` like any other config error.
+ * A loaded config is immutable and shared read-only by all worker threads.
+ */
+#ifndef ANONPROXY_CONFIG_H
+#define ANONPROXY_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "egress/route.h"
+#include "egress/upstream.h"
+
+struct policy;
+struct geoip;
+
+typedef enum upstream_reuse {
+    REUSE_CLIENT,   /* an origin connection serves one client connection only (default) */
+    REUSE_SHARED,   /* idle origin connections are pooled per worker and shared */
+    REUSE_OFF,      /* one origin connection per request */
+} upstream_reuse;
+
+typedef struct listen_config {
+    char *address;                  /* as written, e.g. "127.0.0.1:8080" (owned) */
+    struct sockaddr_storage addr;   /* parsed address */
+    socklen_t addr_len;
+    char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
+    const struct policy *policy;    /* the policy this listener applies (in config.policies) */
+    char country[3];                /* "country": exit country for its requests, "" = none */
+} listen_config;
+
+typedef struct port_range {
+    unsigned short lo, hi;
+} port_range;
+
+typedef struct limits_config {
+    size_t max_header_bytes;  /* "max_header_bytes": whole request/response head, default 65536 */
+    size_t max_headers;       /* "max_headers": fields per head, default 100 */
+    size_t max_uri_bytes;     /* "max_uri_bytes": request-target, default 8192 */
+    size_t max_line_bytes;    /* "max_line_bytes": one header line, default 16384 */
+    size_t max_connections;   /* "max_connections": client connections, all workers, default 16384 */
+    size_t buffer_bytes;      /* "buffer_bytes": per-direction buffering before back-pressure, default 1 MiB */
+} limits_config;
+
+/* All in milliseconds internally; the file gives seconds (numbers, may be fractional). */
+typedef struct timeouts_config {
+    unsigned connect_ms;      /* "connect": TCP connect to the origin (and DNS), default 10 s */
+    unsigned header_ms;       /* "header": client must send a whole request head, default 15 s */
+    unsigned idle_ms;         /* "idle": keep-alive client connection between requests, default 60 s */
+    unsigned io_ms;           /* "io": no progress while a request or response is in flight, default 60 s */
+    unsigned tunnel_idle_ms;  /* "tunnel_idle": no bytes either way in a tunnel, default 300 s */
+    unsigned shutdown_ms;     /* "shutdown": grace for in-flight exchanges on SIGTERM, default 10 s */
+} timeouts_config;
+
+/* "health": checks of the upstreams (health.h). */
+typedef struct health_config {
+    unsigned interval_ms;     /* "interval": between rounds, default 30 s */
+    unsigned timeout_ms;      /* "timeout": one check, default 5 s */
+    unsigned rise;            /* "rise": successes to come up, default 2 */
+    unsigned fall;            /* "fall": failures to go down, default 2 */
+    char *judge_url;          /* "judge_url": http://host:port/ of a judge, or NULL (owned) */
+} health_config;
+
+/* Where names are resolved from; NULL means the system files. */
+typedef struct dns_config {
+    char *resolv_conf;        /* "resolv_conf": nameservers, default /etc/resolv.conf (owned) */
+    char *hosts;              /* "hosts": static names, default /etc/hosts (owned) */
+} dns_config;
+
+typedef struct config {
+    char *path;               /* file it was loaded from (owned) */
+    listen_config *listen;    /* owned array */
+    size_t nlisten;
+    char *mode;               /* "mode": a policy name, default "elite" (owned) */
+    char *policies_dir;       /* "policies": where NAME.json files are, default
+                               * the "policies" folder beside the config file (owned) */
+    char *proxy_name;         /* "proxy_name": what $proxy_name expands to, default "proxy" (owned) */
+    struct policy **policies; /* every policy a mode names, loaded and checked (owned) */
+    size_t npolicies;
+    unsigned workers;         /* "workers", default = online CPUs */
+    upstream_reuse reuse;     /* "upstream_reuse" */
+    port_range *connect_ports;/* "connect_ports"; NULL = all ports allowed (owned) */
+    size_t nconnect_ports;
+    limits_config limits;
+    timeouts_config timeouts;
+    dns_config dns;
+    int log_level;
+
+    /* Exits (upstream.h, route.h, health.h). */
+    upstream_set upstreams;   /* "upstreams" + "upstreams_file"; strategy from "strategy" */
+    route_rule *routes;       /* "routes", in order (owned) */
+    size_t nroutes;
+    char *geoip_path;         /* "geoip": the country database (owned) */
+    struct geoip *geo;        /* opened database, or NULL when none is found (owned) */
+    struct sockaddr_storage outgoing;  /* "outgoing_address": source of outgoing connections */
+    socklen_t outgoing_len;   /* 0 = let the system choose */
+    int country_header;       /* "country_header": honour X-Anonproxy-Country, default false */
+    unsigned failover_tries;  /* "failover_tries": upstreams tried per request, default 3 */
+    health_config health;
+
+    char *judge_address;      /* "judge": also serve a judge (judge.h) on this address (owned) */
+    struct sockaddr_storage judge_addr;
+    socklen_t judge_addr_len;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
+} config;
+
+/* Timeouts are kept in milliseconds; libevent and socket options want this. */
+static inline struct timeval ms_to_timeval(unsigned ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* Loads and validates `path`. On success returns 0 and fills *cfg (free with
+ * config_free). On failure returns -1 and writes "FILE: PATH: reason" to err. */
+int config_load(const char *path, config *cfg, char *err, size_t errlen);
+
+/* Same, from a string; `name` stands for the file name in messages. */
+int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen);
+
+/* Frees what config_load/config_parse allocated inside *cfg. */
+void config_free(config *cfg);
+
+/* Parses "A.B.C.D:port" or "[v6]:port". Returns 0, or -1 with a reason in err. */
+int config_parse_address(const char *text, struct sockaddr_storage *addr, socklen_t *len,
+                         char *err, size_t errlen);
+
+/* Is CONNECT to `port` allowed by connect_ports? */
+int config_connect_port_allowed(const config *cfg, unsigned port);
+
+
+#endif

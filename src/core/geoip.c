@@ -1,0 +1,206 @@
+/* geoip.c - country lookups in MaxMind DB files, and `anonproxy geo`.
+ *
+ * A thin layer over libmaxminddb: it hides the record layout (see geoip.h)
+ * and IPv4-mapped addresses from callers, who only want two letters.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <maxminddb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/geoip.h"
+
+#define GEO_DEFAULT_DB "geo/geo-whois-asn-country.mmdb"
+
+struct geoip {
+    MMDB_s mmdb;
+};
+
+/* Why a file could not be read, MMDB_strerror() saying only that: errno,
+ * except where mmap() would blame a directory on ENODEV and an empty file
+ * on EINVAL. */
+static const char *io_error(const char *path, int errnum)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return strerror(EISDIR);
+        if (st.st_size == 0)
+            return "empty file";
+    }
+    return strerror(errnum);
+}
+
+geoip *geoip_open(const char *path, char *err, size_t errlen)
+{
+    geoip *g = malloc(sizeof *g);
+    int status = g ? MMDB_open(path, MMDB_MODE_MMAP, &g->mmdb) : MMDB_OUT_OF_MEMORY_ERROR;
+    if (status == MMDB_SUCCESS)
+        return g;
+    const char *why = status == MMDB_FILE_OPEN_ERROR || status == MMDB_IO_ERROR
+                          ? io_error(path, errno)
+                          : MMDB_strerror(status);
+    snprintf(err, errlen, "%s: cannot open: %s", path, why);
+    free(g);
+    return NULL;
+}
+
+void geoip_close(geoip *g)
+{
+    if (!g)
+        return;
+    MMDB_close(&g->mmdb);
+    free(g);
+}
+
+/* Where each layout keeps the country code, most specific first. */
+static const char *const country_paths[][3] = {
+    {"country", "iso_code", NULL},
+    {"registered_country", "iso_code", NULL},
+    {"country_code", NULL, NULL},
+};
+
+/* Copies a two-letter ASCII code, upper-cased, to cc. Anything else in the
+ * field is treated as no country rather than passed on to callers. */
+static int take_code(const MMDB_entry_data_s *d, char cc[3])
+{
+    if (d->type != MMDB_DATA_TYPE_UTF8_STRING || d->data_size != 2)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        char c = (char)(d->utf8_string[i] & ~0x20);   /* ASCII upper case */
+        if (c < 'A' || c > 'Z')
+            return 0;
+        cc[i] = c;
+    }
+    cc[2] = '\0';
+    return 1;
+}
+
+int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
+{
+    struct sockaddr_in v4;
+
+    if (addr->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memset(&v4, 0, sizeof v4);
+            v4.sin_family = AF_INET;
+            memcpy(&v4.sin_addr, &a6->s6_addr[12], 4);
+            addr = (const struct sockaddr *)&v4;
+        }
+    } else if (addr->sa_family != AF_INET) {
+        return -1;
+    }
+
+    int status;
+    MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&g->mmdb, addr, &status);
+    if (status != MMDB_SUCCESS)
+        return -1;
+    if (!res.found_entry)
+        return 0;
+    for (size_t i = 0; i < sizeof country_paths / sizeof country_paths[0]; i++) {
+        MMDB_entry_data_s d;
+        status = MMDB_aget_value(&res.entry, &d, country_paths[i]);
+        /* A path the record does not have is reported either way. */
+        if (status == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR ||
+            (status == MMDB_SUCCESS && !d.has_data))
+            continue;
+        if (status != MMDB_SUCCESS)
+            return -1;
+        if (take_code(&d, cc))
+            return 1;
+    }
+    return 0;
+}
+
+/* Fills ss from a textual IPv4 or IPv6 address; -1 when it is neither. */
+static int parse_ip(const char *text, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof *ss);
+    if (inet_pton(AF_INET, text, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        return 0;
+    }
+    return -1;
+}
+
+int geoip_country_str(const geoip *g, const char *ip, char cc[3])
+{
+    struct sockaddr_storage ss;
+    if (parse_ip(ip, &ss) < 0)
+        return -1;
+    return geoip_country(g, (const struct sockaddr *)&ss, cc);
+}
+
+static void geo_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: anonproxy geo [--db FILE] IP...\n"
+            "  prints \"IP COUNTRY\" for each address, \"IP -\" when the country is unknown\n"
+            "  --db FILE    MaxMind DB file (default: " GEO_DEFAULT_DB ", fetched by `make geo`)\n"
+            "  -h, --help   show this help\n");
+}
+
+int geo_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = GEO_DEFAULT_DB;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': path = optarg; break;
+        case 'h': geo_usage(stdout); return 0;
+        default: geo_usage(stderr); return 1;
+        }
+    }
+    if (optind == argc) {
+        fprintf(stderr, "anonproxy geo: no IP address given\n");
+        geo_usage(stderr);
+        return 1;
+    }
+
+    char err[512];
+    geoip *g = geoip_open(path, err, sizeof err);
+    if (!g) {
+        fprintf(stderr, "anonproxy geo: %s%s\n", err,
+                strcmp(path, GEO_DEFAULT_DB) == 0 ? " (`make geo` fetches it)" : "");
+        return 1;
+    }
+
+    int rc = 0;
+    for (int i = optind; i < argc; i++) {
+        struct sockaddr_storage ss;
+        char cc[3];
+        if (parse_ip(argv[i], &ss) < 0) {
+            fprintf(stderr, "anonproxy geo: '%s' is not an IP address\n", argv[i]);
+            rc = 1;
+            continue;
+        }
+        switch (geoip_country(g, (const struct sockaddr *)&ss, cc)) {
+        case 1: printf("%s %s\n", argv[i], cc); break;
+        case 0: printf("%s -\n", argv[i]); break;
+        default:
+            fprintf(stderr, "anonproxy geo: %s: lookup of %s failed\n", path, argv[i]);
+            rc = 1;
+        }
+    }
+    geoip_close(g);
+    return rc;
+}

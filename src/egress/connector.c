@@ -1,0 +1,308 @@
+/* connector.c - see connector.h. */
+#include "egress/connector.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "egress/chain.h"
+#include "net/dial.h"
+#include "core/log.h"
+#include "http/target.h"
+
+/* Idle origin connections kept per worker with upstream_reuse "shared". */
+#define POOL_MAX_IDLE 256
+/* Longest failover list: failover_tries is at most 16. */
+#define MAX_TRIES 16
+
+struct connect_req {
+    worker *w;
+    route rt;
+    char host[TARGET_MAX_HOST + 1];
+    unsigned port;
+    int tunnel;                      /* CONNECT: the exit must open a tunnel */
+    char client[64];                 /* the client's address, for sticky selection */
+    dial *dialing;
+    chain_walk *walking;
+    upstream *current;               /* the upstream being tried */
+    upstream *tried[MAX_TRIES];
+    size_t ntried;
+    char detail[160];                /* failure text handed to the client */
+    connect_result result;
+    int status;
+    struct event *later;             /* deferred delivery */
+    connect_cb cb;
+    void *arg;
+};
+
+typedef struct pooled {
+    struct pooled *prev, *next;
+    struct upstream_pool *pool;
+    char host[TARGET_MAX_HOST + 1];
+    unsigned port;
+    struct bufferevent *bev;
+} pooled;
+
+struct upstream_pool {
+    pooled head;   /* sentinel; most recently released first */
+    size_t count;
+};
+
+/* ---- delivery ---------------------------------------------------------- */
+
+static void req_free(connect_req *r)
+{
+    if (r->dialing)
+        dial_cancel(r->dialing);
+    if (r->walking)
+        chain_cancel(r->walking);
+    if (r->result.bev)
+        bufferevent_free(r->result.bev);
+    if (r->later)
+        event_free(r->later);
+    free(r);
+}
+
+/* Hands the outcome to the caller and frees the request. */
+static void deliver(connect_req *r)
+{
+    connect_result result = r->result;
+    int status = result.bev ? 0 : r->status;
+    char detail[sizeof r->detail];
+    connect_cb cb = r->cb;
+    void *arg = r->arg;
+
+    memcpy(detail, r->detail, sizeof detail);
+    r->result.bev = NULL;
+    req_free(r);
+    cb(result.bev ? &result : NULL, status, status ? detail : NULL, arg);
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    deliver(arg);
+}
+
+/* Queues the outcome: delivery always happens from the loop. */
+static void conclude(connect_req *r, int status, const char *fmt, const char *arg)
+{
+    r->status = status;
+    snprintf(r->detail, sizeof r->detail, fmt, arg ? arg : "");
+    event_active(r->later, EV_TIMEOUT, 0);
+}
+
+/* ---- through an upstream ----------------------------------------------- */
+
+static void try_upstream(connect_req *r, const char *last_failure);
+
+static void on_chain(struct bufferevent *bev, chain_status status, const char *detail, void *arg)
+{
+    connect_req *r = arg;
+    r->walking = NULL;
+    if (status == CHAIN_OK) {
+        const hop *last = &r->current->hops[r->current->nhops - 1];
+        r->result.bev = bev;
+        r->result.via = r->current;
+        r->result.http_proxy = !r->tunnel && (last->proto == HOP_HTTP || last->proto == HOP_HTTPS)
+                                   ? last : NULL;
+        conclude(r, 0, "%s", NULL);
+    } else if (status == CHAIN_DEST_FAILED) {
+        conclude(r, 502, "%s", detail);
+    } else {
+        log_warn("upstream %s failed: %s; marked down", r->current->name, detail);
+        upstream_mark_down(r->current);
+        try_upstream(r, detail);
+    }
+}
+
+static void on_first_hop(struct bufferevent *bev, int status, const char *detail, void *arg)
+{
+    connect_req *r = arg;
+    r->dialing = NULL;
+    if (status != 0) {
+        log_warn("upstream %s unreachable: %s; marked down", r->current->name, detail);
+        upstream_mark_down(r->current);
+        try_upstream(r, detail);
+        return;
+    }
+    const upstream *u = r->current;
+    const hop *last = &u->hops[u->nhops - 1];
+    int final_tunnel = r->tunnel || (last->proto != HOP_HTTP && last->proto != HOP_HTTPS);
+    r->walking = chain_start(r->w->base, bev, u, r->host, r->port, final_tunnel,
+                             r->w->cfg->timeouts.connect_ms, on_chain, r);
+    if (!r->walking)
+        conclude(r, 500, "%s", "out of memory");
+}
+
+/* Picks the next healthy upstream of the route's country and dials it. */
+static void try_upstream(connect_req *r, const char *last_failure)
+{
+    const config *cfg = r->w->cfg;
+    const char *cc = r->rt.country[0] ? r->rt.country : NULL;
+    upstream *u = r->ntried < cfg->failover_tries
+                      ? upstream_pick((upstream_set *)&cfg->upstreams, cc,
+                                      r->rt.session[0] ? r->rt.session : NULL, r->client, r->tried,
+                                      r->ntried)
+                      : NULL;
+    if (!u) {
+        char where[32] = "", why[sizeof r->detail];
+        if (cc)
+            snprintf(where, sizeof where, " in country %s", cc);
+        if (r->ntried)
+            snprintf(why, sizeof why, "no exit%s could be reached (last failure: %s)", where, last_failure);
+        else
+            snprintf(why, sizeof why, "no healthy exit%s", where);
+        conclude(r, 502, "%s", why);
+        return;
+    }
+    r->current = u;
+    r->tried[r->ntried++] = u;
+    r->dialing = dial_start(r->w->base, r->w->dns, cfg, u->hops[0].host, u->hops[0].port,
+                            cfg->timeouts.connect_ms, 1, on_first_hop, r);
+    if (!r->dialing)
+        conclude(r, 500, "%s", "out of memory");
+}
+
+/* ---- direct ------------------------------------------------------------ */
+
+static void on_direct(struct bufferevent *bev, int status, const char *detail, void *arg)
+{
+    connect_req *r = arg;
+    r->dialing = NULL;
+    r->result.bev = bev;
+    if (status == 0)
+        conclude(r, 0, "%s", NULL);
+    else
+        conclude(r, status, status == 504 ? "%s to the origin" : "%s: the origin", detail);
+}
+
+/* ---- pool -------------------------------------------------------------- */
+
+struct upstream_pool *upstream_pool_new(void)
+{
+    struct upstream_pool *p = calloc(1, sizeof *p);
+    if (p)
+        p->head.next = p->head.prev = &p->head;
+    return p;
+}
+
+static void pooled_free(pooled *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->pool->count--;
+    bufferevent_free(e->bev);
+    free(e);
+}
+
+void upstream_pool_free(struct upstream_pool *pool)
+{
+    if (!pool)
+        return;
+    while (pool->head.next != &pool->head)
+        pooled_free(pool->head.next);
+    free(pool);
+}
+
+/* Anything from an idle origin connection (data, close, timeout) ends it:
+ * an origin may not speak before it is asked. */
+static void on_pooled_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    pooled_free(arg);
+}
+
+static void on_pooled_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    pooled_free(arg);
+}
+
+static struct bufferevent *pool_take(struct upstream_pool *pool, const char *host, unsigned port)
+{
+    for (pooled *e = pool->head.next; e != &pool->head; e = e->next) {
+        if (e->port == port && strcmp(e->host, host) == 0) {
+            struct bufferevent *bev = e->bev;
+            e->prev->next = e->next;
+            e->next->prev = e->prev;
+            pool->count--;
+            free(e);
+            bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+            bufferevent_set_timeouts(bev, NULL, NULL);
+            return bev;
+        }
+    }
+    return NULL;
+}
+
+void connector_release(worker *w, const connect_result *how, const char *host, unsigned port,
+                       struct bufferevent *bev)
+{
+    struct upstream_pool *pool = w->pool;
+    pooled *e;
+    /* Only direct connections are pooled: an exit's connection is tied to the
+     * route (country, session) it was chosen for. */
+    if (w->cfg->reuse != REUSE_SHARED || how->via || w->draining || !pool ||
+        !(e = calloc(1, sizeof *e))) {
+        bufferevent_free(bev);
+        return;
+    }
+    if (pool->count >= POOL_MAX_IDLE)
+        pooled_free(pool->head.prev); /* the oldest */
+    snprintf(e->host, sizeof e->host, "%s", host);
+    e->port = port;
+    e->bev = bev;
+    e->pool = pool;
+    e->next = pool->head.next;
+    e->prev = &pool->head;
+    pool->head.next->prev = e;
+    pool->head.next = e;
+    pool->count++;
+    struct timeval idle = ms_to_timeval(w->cfg->timeouts.idle_ms);
+    bufferevent_setcb(bev, on_pooled_read, NULL, on_pooled_event, e);
+    bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
+                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg)
+{
+    connect_req *r = calloc(1, sizeof *r);
+    if (!r || !(r->later = event_new(w->base, -1, 0, on_later, r))) {
+        free(r);
+        return NULL;
+    }
+    r->w = w;
+    r->rt = *rt;
+    snprintf(r->host, sizeof r->host, "%s", host);
+    r->port = port;
+    r->tunnel = tunnel;
+    snprintf(r->client, sizeof r->client, "%s", client);
+    r->cb = cb;
+    r->arg = arg;
+
+    if (rt->action == ROUTE_UPSTREAM) {
+        try_upstream(r, NULL);
+    } else if (may_reuse && w->pool && (r->result.bev = pool_take(w->pool, host, port))) {
+        r->result.reused = 1;
+        conclude(r, 0, "%s", NULL);
+    } else {
+        r->dialing = dial_start(w->base, w->dns, w->cfg, host, port, w->cfg->timeouts.connect_ms, 1,
+                                on_direct, r);
+        if (!r->dialing)
+            conclude(r, 500, "%s", "out of memory");
+    }
+    return r;
+}
+
+void connector_cancel(connect_req *r)
+{
+    req_free(r);
+}

@@ -1,0 +1,59 @@
+/* connector.h - obtaining a connection for a request: direct or through an exit.
+ *
+ * Direct connections are dialled (dial.h: evdns, non-blocking connect, loop
+ * guard); with upstream_reuse "shared", idle ones are kept in a per-worker
+ * pool keyed by host and port. Through an upstream, the connector picks a
+ * healthy one of the route's country (upstream.h), dials its first hop and
+ * walks the chain (chain.h); a failure before the exit answers marks that
+ * upstream down and tries another of the same country.
+ *
+ * The result is always delivered from the event loop, never from inside
+ * connector_start, so callers need not handle re-entrance.
+ */
+#ifndef ANONPROXY_CONNECTOR_H
+#define ANONPROXY_CONNECTOR_H
+
+#include "egress/route.h"
+#include "egress/upstream.h"
+#include "net/worker.h"
+
+struct bufferevent;
+typedef struct connect_req connect_req;
+
+/* A connection ready for a request. */
+typedef struct connect_result {
+    struct bufferevent *bev;
+    int reused;               /* came from the idle pool (the origin may have closed it meanwhile) */
+    upstream *via;            /* the exit used, NULL when direct */
+    const hop *http_proxy;    /* non-NULL: the connection ends at this HTTP(S) proxy, so the
+                               * request goes in absolute-form with its Proxy-Authorization */
+} connect_result;
+
+/* On success status is 0 and res->bev is owned by the callee from now on.
+ * On failure res is NULL, status is the HTTP status to report (502 for DNS
+ * failure, refusal or no healthy exit, 504 for a timeout, 508 for a loop)
+ * and detail a short reason fit for a client. The request is freed first. */
+typedef void (*connect_cb)(const connect_result *res, int status, const char *detail, void *arg);
+
+/* Starts getting a connection to host:port along route rt: direct, or
+ * through a healthy upstream of the route's country with failover to
+ * others of that country (failover_tries). tunnel: the request is CONNECT.
+ * may_reuse allows an idle pooled connection (direct only). client is the
+ * client's address, for the sticky strategy when rt has no session.
+ * Returns NULL only when out of memory. */
+connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
+                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg);
+
+/* Abandons a request whose callback has not run yet; the callback never runs. */
+void connector_cancel(connect_req *r);
+
+/* Gives back a connection that finished an exchange and may be reused. With
+ * upstream_reuse "shared" a direct one joins the pool; otherwise it is freed. */
+void connector_release(worker *w, const connect_result *how, const char *host, unsigned port,
+                       struct bufferevent *bev);
+
+/* Per-worker pool lifetime. */
+struct upstream_pool *upstream_pool_new(void);
+void upstream_pool_free(struct upstream_pool *pool);
+
+#endif

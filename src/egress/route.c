@@ -1,0 +1,172 @@
+/* route.c - see route.h. */
+#include "egress/route.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/config.h"
+
+/* An address as 16 bytes, IPv4 in its v4-mapped form, so one CIDR
+ * comparison serves both families. Returns 0 when text is not an address. */
+static int address_bytes(const char *text, unsigned char out[16])
+{
+    struct in_addr a4;
+    if (inet_pton(AF_INET, text, &a4) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(out, mapped, 12);
+        memcpy(out + 12, &a4, 4);
+        return 4;
+    }
+    return inet_pton(AF_INET6, text, out) == 1 ? 6 : 0;
+}
+
+int route_parse_match(const char *text, route_rule *r, char *err, size_t errlen)
+{
+    const char *slash = strchr(text, '/');
+    if (slash) {
+        char addr[64];
+        char *end;
+        size_t alen = (size_t)(slash - text);
+        long bits = strtol(slash + 1, &end, 10);
+        if (alen >= sizeof addr || *end || slash[1] < '0' || slash[1] > '9')
+            goto bad;
+        memcpy(addr, text, alen);
+        addr[alen] = '\0';
+        int family = address_bytes(addr, r->net);
+        if (!family || bits < 0 || bits > (family == 4 ? 32 : 128))
+            goto bad;
+        r->is_cidr = 1;
+        r->prefix = (unsigned)bits + (family == 4 ? 96 : 0);
+        return 0;
+    }
+    const char *name = strncmp(text, "*.", 2) == 0 ? text + 2 : text;
+    if (!*name)
+        goto bad;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_' && *p != ':')
+            goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "\"%s\" is not a host name, \"*.domain\" or an address/prefix", text);
+    return -1;
+}
+
+int route_matches(const route_rule *r, const char *host)
+{
+    if (r->is_cidr) {
+        unsigned char a[16];
+        if (!address_bytes(host, a))
+            return 0; /* names are not resolved here: that would leak them */
+        unsigned full = r->prefix / 8, rest = r->prefix % 8;
+        if (memcmp(a, r->net, full) != 0)
+            return 0;
+        return rest == 0 || ((a[full] ^ r->net[full]) & (0xff00 >> rest) & 0xff) == 0;
+    }
+    const char *pattern = r->match;
+    if (strncmp(pattern, "*.", 2) == 0) {
+        /* "*.example.com" covers example.com and every name below it. */
+        const char *domain = pattern + 2;
+        size_t hl = strlen(host), dl = strlen(domain);
+        if (hl == dl)
+            return strcasecmp(host, domain) == 0;
+        return hl > dl && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, domain) == 0;
+    }
+    return strcasecmp(host, pattern) == 0;
+}
+
+/* Reads "...-country-de[-session-ID]..." out of the proxy username, the way
+ * commercial gateways take it. */
+static void parse_username(const char *user, route *out)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", user);
+    char *save = NULL, *tok = strtok_r(copy, "-", &save);
+    while (tok) {
+        char *value = strtok_r(NULL, "-", &save);
+        if (!value)
+            break;
+        if (strcasecmp(tok, "country") == 0 && strlen(value) == 2 && isalpha((unsigned char)value[0]) &&
+            isalpha((unsigned char)value[1])) {
+            out->country[0] = (char)toupper((unsigned char)value[0]);
+            out->country[1] = (char)toupper((unsigned char)value[1]);
+            out->country[2] = '\0';
+            tok = strtok_r(NULL, "-", &save);
+        } else if (strcasecmp(tok, "session") == 0) {
+            snprintf(out->session, sizeof out->session, "%s", value);
+            tok = strtok_r(NULL, "-", &save);
+        } else {
+            tok = value;
+        }
+    }
+}
+
+/* The country the request itself asks for, through the username or the
+ * opt-in header. Returns 1 when it asks. */
+static int requested_country(const config *cfg, const http_field *fields, size_t n, route *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const http_field *f = &fields[i];
+        if (f->known == HF_PROXY_AUTHORIZATION && f->value_len > 6 &&
+            strncasecmp(f->value, "Basic ", 6) == 0 && f->value_len - 6 < 340) {
+            unsigned char decoded[256];
+            int len = EVP_DecodeBlock(decoded, (const unsigned char *)f->value + 6, (int)(f->value_len - 6));
+            if (len <= 0)
+                continue;
+            decoded[len < 255 ? len : 255] = '\0';
+            char *colon = strchr((char *)decoded, ':');
+            if (colon)
+                *colon = '\0';
+            parse_username((const char *)decoded, out);
+        } else if (cfg->country_header && f->known == HF_X_ANONPROXY_COUNTRY && f->value_len == 2 &&
+                   isalpha((unsigned char)f->value[0]) && isalpha((unsigned char)f->value[1])) {
+            out->country[0] = (char)toupper((unsigned char)f->value[0]);
+            out->country[1] = (char)toupper((unsigned char)f->value[1]);
+            out->country[2] = '\0';
+        }
+    }
+    return out->country[0] != '\0';
+}
+
+void route_decide(const config *cfg, const listen_config *l, const char *host,
+                  const http_field *fields, size_t nfields, route *out)
+{
+    const route_rule *matched = NULL, *blocked = NULL;
+    memset(out, 0, sizeof *out);
+
+    /* A block anywhere in the list wins; otherwise the first match counts. */
+    for (size_t i = 0; i < cfg->nroutes && !blocked; i++) {
+        const route_rule *r = &cfg->routes[i];
+        if (!route_matches(r, host))
+            continue;
+        if (r->action == ROUTE_BLOCK)
+            blocked = r;
+        else if (!matched)
+            matched = r;
+    }
+    if (matched)
+        out->policy = matched->policy;
+
+    if (blocked) {
+        out->action = ROUTE_BLOCK;
+        out->why = blocked->match;
+    } else if (requested_country(cfg, fields, nfields, out)) {
+        out->action = ROUTE_UPSTREAM;
+        out->why = "the request";
+    } else if (matched) {
+        out->action = matched->action;
+        memcpy(out->country, matched->country, sizeof out->country);
+        out->why = matched->match;
+    } else if (l && l->country[0]) {
+        out->action = ROUTE_UPSTREAM;
+        memcpy(out->country, l->country, sizeof out->country);
+        out->why = "the listener";
+    } else {
+        out->action = cfg->upstreams.n ? ROUTE_UPSTREAM : ROUTE_DIRECT;
+        out->why = "the default";
+    }
+}
