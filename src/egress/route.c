@@ -3,13 +3,14 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/config.h"
+#include "core/util.h"
+#include "egress/credentials.h"
 
 /* An address as 16 bytes, IPv4 in its v4-mapped form, so one CIDR
  * comparison serves both families. Returns 0 when text is not an address. */
@@ -79,62 +80,23 @@ int route_matches(const route_rule *r, const char *host)
     return strcasecmp(host, pattern) == 0;
 }
 
-/* Reads "...-country-de[-session-ID]..." out of the proxy username, the way
- * commercial gateways take it. */
-static void parse_username(const char *user, route *out)
+/* The country the request itself asks for: the credentials' option, else
+ * the opt-in header hint. Returns 1 when it asks. */
+static int requested_country(const config *cfg, const route_input *in, route *out)
 {
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", user);
-    char *save = NULL, *tok = strtok_r(copy, "-", &save);
-    while (tok) {
-        char *value = strtok_r(NULL, "-", &save);
-        if (!value)
-            break;
-        if (strcasecmp(tok, "country") == 0 && strlen(value) == 2 && isalpha((unsigned char)value[0]) &&
-            isalpha((unsigned char)value[1])) {
-            out->country[0] = (char)toupper((unsigned char)value[0]);
-            out->country[1] = (char)toupper((unsigned char)value[1]);
-            out->country[2] = '\0';
-            tok = strtok_r(NULL, "-", &save);
-        } else if (strcasecmp(tok, "session") == 0) {
-            snprintf(out->session, sizeof out->session, "%s", value);
-            tok = strtok_r(NULL, "-", &save);
-        } else {
-            tok = value;
-        }
+    if (in->cred && in->cred->present) {
+        memcpy(out->country, in->cred->country, sizeof out->country);
+        snprintf(out->session, sizeof out->session, "%s", in->cred->session);
     }
-}
-
-/* The country the request itself asks for, through the username or the
- * opt-in header. Returns 1 when it asks. */
-static int requested_country(const config *cfg, const http_field *fields, size_t n, route *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        const http_field *f = &fields[i];
-        if (f->known == HF_PROXY_AUTHORIZATION && f->value_len > 6 &&
-            strncasecmp(f->value, "Basic ", 6) == 0 && f->value_len - 6 < 340) {
-            unsigned char decoded[256];
-            int len = EVP_DecodeBlock(decoded, (const unsigned char *)f->value + 6, (int)(f->value_len - 6));
-            if (len <= 0)
-                continue;
-            decoded[len < 255 ? len : 255] = '\0';
-            char *colon = strchr((char *)decoded, ':');
-            if (colon)
-                *colon = '\0';
-            parse_username((const char *)decoded, out);
-        } else if (cfg->country_header && f->known == HF_X_ANONPROXY_COUNTRY && f->value_len == 2 &&
-                   isalpha((unsigned char)f->value[0]) && isalpha((unsigned char)f->value[1])) {
-            out->country[0] = (char)toupper((unsigned char)f->value[0]);
-            out->country[1] = (char)toupper((unsigned char)f->value[1]);
-            out->country[2] = '\0';
-        }
-    }
+    if (!out->country[0] && cfg->country_header && in->header_country)
+        country_code_parse(in->header_country, in->header_country_len, out->country);
     return out->country[0] != '\0';
 }
 
-void route_decide(const config *cfg, const listen_config *l, const char *host,
-                  const http_field *fields, size_t nfields, route *out)
+void route_decide(const config *cfg, const route_input *in, route *out)
 {
+    const listen_config *l = in->listener;
+    const char *host = in->host;
     const route_rule *matched = NULL, *blocked = NULL;
     memset(out, 0, sizeof *out);
 
@@ -154,7 +116,7 @@ void route_decide(const config *cfg, const listen_config *l, const char *host,
     if (blocked) {
         out->action = ROUTE_BLOCK;
         out->why = blocked->match;
-    } else if (requested_country(cfg, fields, nfields, out)) {
+    } else if (requested_country(cfg, in, out)) {
         out->action = ROUTE_UPSTREAM;
         out->why = "the request";
     } else if (matched) {

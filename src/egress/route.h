@@ -2,23 +2,24 @@
  *
  * Precedence, first match wins:
  *   1. a "block" route matching the destination (nothing overrides a block);
- *   2. the country the request asks for: the proxy username
- *      (Proxy-Authorization: Basic, user "anything-country-de-session-abc")
- *      or, when country_header is on, an X-Anonproxy-Country field;
+ *   2. the country the request asks for: the credentials' country option
+ *      (credentials.h: user "anything-country-de-session-abc"), else, when
+ *      country_header is on, the front end's header hint (HTTP's
+ *      X-Anonproxy-Country field);
  *   3. the first route matching the destination ("country" or "direct");
  *   4. the listener's country (listen[].country);
  *   5. any healthy upstream when upstreams are configured, else direct.
  * Whatever asked for a country, the answer is never a silent fallback: no
  * healthy exit in that country is an error for the client (502).
+ * Routing sees no protocol: the front end hands it a plain route_input.
  */
 #ifndef ANONPROXY_ROUTE_H
 #define ANONPROXY_ROUTE_H
 
 #include <stddef.h>
 
-#include "http/http_parser.h"
-
 struct config;
+struct credentials;
 struct listen_config;
 struct policy;
 
@@ -52,11 +53,18 @@ typedef struct route {
  * Returns 0, or -1 with a reason in err. */
 int route_parse_match(const char *text, route_rule *r, char *err, size_t errlen);
 
-/* Decides the route of a request to host (lowercase, as in target.h) made
- * on listener l. fields are the request's (for the username and header);
- * may be NULL. */
-void route_decide(const struct config *cfg, const struct listen_config *l, const char *host,
-                  const http_field *fields, size_t nfields, route *out);
+/* What a route is decided from. Every pointer but host may be NULL. */
+typedef struct route_input {
+    const char *host;                      /* destination, lowercase (as in target.h) */
+    const struct credentials *cred;        /* the client's credentials and options */
+    const char *header_country;            /* a country the request names outside the
+                                            * credentials (used when country_header is on) */
+    size_t header_country_len;
+    const struct listen_config *listener;  /* where the request came in */
+} route_input;
+
+/* Decides the route of one request. */
+void route_decide(const struct config *cfg, const route_input *in, route *out);
 
 /* Does pattern r match host? */
 int route_matches(const route_rule *r, const char *host);

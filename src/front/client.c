@@ -19,7 +19,9 @@
 #include <sys/socket.h>
 
 #include "http/body.h"
+#include "core/util.h"
 #include "egress/connector.h"
+#include "egress/credentials.h"
 #include "http/forward.h"
 #include "http/http_error.h"
 #include "http/http_parser.h"
@@ -606,8 +608,23 @@ static int same_route(const route *a, const route *b)
  * must go no further. */
 static int set_origin(client *c, const target *t, const http_request *req)
 {
+    credentials cred = {0};
+    route_input in = {t->host, &cred, NULL, 0, c->listener};
+    /* The last of each field counts, as a later header overrides an earlier one. */
+    for (size_t i = 0; i < req->nfields; i++) {
+        const http_field *f = &req->fields[i];
+        if (f->known == HF_PROXY_AUTHORIZATION) {
+            credentials parsed;
+            if (credentials_from_basic(f->value, f->value_len, &parsed) == 0)
+                cred = parsed;
+        } else if (f->known == HF_X_ANONPROXY_COUNTRY &&
+                   country_code_parse(f->value, f->value_len, NULL)) {
+            in.header_country = f->value;
+            in.header_country_len = f->value_len;
+        }
+    }
     route rt;
-    route_decide(c->w->cfg, c->listener, t->host, req->fields, req->nfields, &rt);
+    route_decide(c->w->cfg, &in, &rt);
     c->policy = rt.policy ? rt.policy : c->listener->policy;
     if (rt.action == ROUTE_BLOCK) {
         char detail[300];
