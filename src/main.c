@@ -17,14 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "conf/config_load.h"
 #include "core/geoip.h"
-#include "egress/health.h"
-#include "front/judge.h"
 #include "core/log.h"
+#include "egress/health.h"
+#include "egress/upstream.h"
 #include "http/policy.h"
-#include "tools/verify.h"
+#include "net/listener.h"
 #include "net/worker.h"
+#include "tools/judge_cmd.h"
+#include "tools/verify.h"
 
 #define ANONPROXY_VERSION "0.1.0"
 #define DEFAULT_CONFIG "anonproxy.json"
@@ -94,7 +96,7 @@ static generation *generation_start(const char *path, listen_set *socks)
         return NULL;
     }
     g->checker = health_start(cfg, err, sizeof err);
-    if (!g->checker && cfg->upstreams.n) {
+    if (!g->checker && cfg->upstreams->n) {
         log_error("%s", err);
         workers_stop(g->ws, cfg->workers, 0);
         workers_join(g->ws, cfg->workers);
@@ -102,16 +104,21 @@ static generation *generation_start(const char *path, listen_set *socks)
         free(g);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        log_info("listening on %s (%s mode), %u worker(s)", cfg->listen[i].address,
-                 policy_name(cfg->listen[i].policy), cfg->workers);
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const listen_config *l = &cfg->listen[i];
+        if (l->policy)
+            log_info("listening on %s (%s mode), %u worker(s)", l->address, policy_name(l->policy),
+                     cfg->workers);
+        else
+            log_info("listening on %s (%s), %u worker(s)", l->address, l->kind->name, cfg->workers);
+    }
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
         lim.rlim_cur < 2 * cfg->limits.max_connections + 64)
         log_warn("the open-file limit (%llu) is below what limits.max_connections (%zu) needs "
                  "(two descriptors per tunnel): connections beyond it will fail",
                  (unsigned long long)lim.rlim_cur, cfg->limits.max_connections);
-    if (cfg->upstreams.n && !cfg->geo)
+    if (cfg->upstreams->n && !cfg->geo)
         log_warn("no GeoIP database (%s): exits have only their configured countries; "
                  "`make geo` fetches one", cfg->geoip_path);
     return g;

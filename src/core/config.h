@@ -1,12 +1,11 @@
-/* config.h - the anonproxy.json configuration: loading, validation, defaults.
+/* config.h - what a loaded anonproxy.json holds, as every layer reads it.
  *
- * The file is read with jansson and checked completely before anything
- * starts: unknown keys, wrong types and out-of-range values are errors. Every
- * error message names the file, the JSON path and the reason, e.g.
- *   anonproxy.json: listen[0].address: port 99999 out of range
- * Loading also loads every policy a mode names (policy.h), so a broken
- * policy file is reported by `anonproxy -t` like any other config error.
- * A loaded config is immutable and shared read-only by all worker threads.
+ * The types only, and the few helpers on them; the loader that fills them
+ * from the file, validates them and frees them is conf/config_load.h, above
+ * every layer whose parts it builds. Members that belong to a higher layer
+ * (exits, routes, policies, listener kinds) are pointers to types declared
+ * there. A loaded config is immutable and shared read-only by all worker
+ * threads (upstreams' live state excepted: see egress/upstream.h).
  */
 #ifndef ANONPROXY_CONFIG_H
 #define ANONPROXY_CONFIG_H
@@ -15,11 +14,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include "egress/route.h"
-#include "egress/upstream.h"
-
 struct policy;
 struct geoip;
+struct listener_kind;
+struct route_rule;
+struct upstream_set;
 
 typedef enum upstream_reuse {
     REUSE_CLIENT,   /* an origin connection serves one client connection only (default) */
@@ -31,6 +30,7 @@ typedef struct listen_config {
     char *address;                  /* as written, e.g. "127.0.0.1:8080" (owned) */
     struct sockaddr_storage addr;   /* parsed address */
     socklen_t addr_len;
+    const struct listener_kind *kind; /* "kind": what it speaks, default "http" (net/listener.h) */
     char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
     const struct policy *policy;    /* the policy this listener applies (in config.policies) */
     char country[3];                /* "country": exit country for its requests, "" = none */
@@ -91,11 +91,12 @@ typedef struct config {
     limits_config limits;
     timeouts_config timeouts;
     dns_config dns;
-    int log_level;
+    int log_level;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
 
     /* Exits (upstream.h, route.h, health.h). */
-    upstream_set upstreams;   /* "upstreams" + "upstreams_file"; strategy from "strategy" */
-    route_rule *routes;       /* "routes", in order (owned) */
+    struct upstream_set *upstreams; /* "upstreams" + "upstreams_file"; strategy from
+                                     * "strategy"; never NULL once loaded (owned) */
+    struct route_rule *routes;/* "routes", in order (owned) */
     size_t nroutes;
     char *geoip_path;         /* "geoip": the country database (owned) */
     struct geoip *geo;        /* opened database, or NULL when none is found (owned) */
@@ -104,10 +105,8 @@ typedef struct config {
     int country_header;       /* "country_header": honour X-Anonproxy-Country, default false */
     unsigned failover_tries;  /* "failover_tries": upstreams tried per request, default 3 */
     health_config health;
-
-    char *judge_address;      /* "judge": also serve a judge (judge.h) on this address (owned) */
-    struct sockaddr_storage judge_addr;
-    socklen_t judge_addr_len;            /* "log_level": "error" 0, "warn" 1, "info" 2 (default), "debug" 3 */
+    /* "judge": ADDRESS is a listener of kind "judge" (front/judge.h), listed
+     * last in `listen`. */
 } config;
 
 /* Timeouts are kept in milliseconds; libevent and socket options want this. */
@@ -115,16 +114,6 @@ static inline struct timeval ms_to_timeval(unsigned ms)
 {
     return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 }
-
-/* Loads and validates `path`. On success returns 0 and fills *cfg (free with
- * config_free). On failure returns -1 and writes "FILE: PATH: reason" to err. */
-int config_load(const char *path, config *cfg, char *err, size_t errlen);
-
-/* Same, from a string; `name` stands for the file name in messages. */
-int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen);
-
-/* Frees what config_load/config_parse allocated inside *cfg. */
-void config_free(config *cfg);
 
 /* Parses "A.B.C.D:port" or "[v6]:port". Returns 0, or -1 with a reason in err. */
 int config_parse_address(const char *text, struct sockaddr_storage *addr, socklen_t *len,

@@ -12,8 +12,6 @@
 #include "core/log.h"
 #include "http/target.h"
 
-/* Idle origin connections kept per worker with upstream_reuse "shared". */
-#define POOL_MAX_IDLE 256
 /* Longest failover list: failover_tries is at most 16. */
 #define MAX_TRIES 16
 
@@ -35,19 +33,6 @@ struct connect_req {
     struct event *later;             /* deferred delivery */
     connect_cb cb;
     void *arg;
-};
-
-typedef struct pooled {
-    struct pooled *prev, *next;
-    struct upstream_pool *pool;
-    char host[TARGET_MAX_HOST + 1];
-    unsigned port;
-    struct bufferevent *bev;
-} pooled;
-
-struct upstream_pool {
-    pooled head;   /* sentinel; most recently released first */
-    size_t count;
 };
 
 /* ---- delivery ---------------------------------------------------------- */
@@ -144,7 +129,7 @@ static void try_upstream(connect_req *r, const char *last_failure)
     const config *cfg = r->w->cfg;
     const char *cc = r->rt.country[0] ? r->rt.country : NULL;
     upstream *u = r->ntried < cfg->failover_tries
-                      ? upstream_pick((upstream_set *)&cfg->upstreams, cc,
+                      ? upstream_pick(cfg->upstreams, cc,
                                       r->rt.session[0] ? r->rt.session : NULL, r->client, r->tried,
                                       r->ntried)
                       : NULL;
@@ -180,99 +165,21 @@ static void on_direct(struct bufferevent *bev, int status, const char *detail, v
         conclude(r, status, status == 504 ? "%s to the origin" : "%s: the origin", detail);
 }
 
-/* ---- pool -------------------------------------------------------------- */
-
-struct upstream_pool *upstream_pool_new(void)
+void connector_release(worker *w, origin_pool *pool, const connect_result *how,
+                       const char *host, unsigned port, struct bufferevent *bev)
 {
-    struct upstream_pool *p = calloc(1, sizeof *p);
-    if (p)
-        p->head.next = p->head.prev = &p->head;
-    return p;
-}
-
-static void pooled_free(pooled *e)
-{
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-    e->pool->count--;
-    bufferevent_free(e->bev);
-    free(e);
-}
-
-void upstream_pool_free(struct upstream_pool *pool)
-{
-    if (!pool)
-        return;
-    while (pool->head.next != &pool->head)
-        pooled_free(pool->head.next);
-    free(pool);
-}
-
-/* Anything from an idle origin connection (data, close, timeout) ends it:
- * an origin may not speak before it is asked. */
-static void on_pooled_read(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    pooled_free(arg);
-}
-
-static void on_pooled_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    (void)what;
-    pooled_free(arg);
-}
-
-static struct bufferevent *pool_take(struct upstream_pool *pool, const char *host, unsigned port)
-{
-    for (pooled *e = pool->head.next; e != &pool->head; e = e->next) {
-        if (e->port == port && strcmp(e->host, host) == 0) {
-            struct bufferevent *bev = e->bev;
-            e->prev->next = e->next;
-            e->next->prev = e->prev;
-            pool->count--;
-            free(e);
-            bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-            bufferevent_set_timeouts(bev, NULL, NULL);
-            return bev;
-        }
-    }
-    return NULL;
-}
-
-void connector_release(worker *w, const connect_result *how, const char *host, unsigned port,
-                       struct bufferevent *bev)
-{
-    struct upstream_pool *pool = w->pool;
-    pooled *e;
     /* Only direct connections are pooled: an exit's connection is tied to the
      * route (country, session) it was chosen for. */
-    if (w->cfg->reuse != REUSE_SHARED || how->via || w->draining || !pool ||
-        !(e = calloc(1, sizeof *e))) {
+    if (w->cfg->reuse != REUSE_SHARED || how->via || w->draining || !pool)
         bufferevent_free(bev);
-        return;
-    }
-    if (pool->count >= POOL_MAX_IDLE)
-        pooled_free(pool->head.prev); /* the oldest */
-    snprintf(e->host, sizeof e->host, "%s", host);
-    e->port = port;
-    e->bev = bev;
-    e->pool = pool;
-    e->next = pool->head.next;
-    e->prev = &pool->head;
-    pool->head.next->prev = e;
-    pool->head.next = e;
-    pool->count++;
-    struct timeval idle = ms_to_timeval(w->cfg->timeouts.idle_ms);
-    bufferevent_setcb(bev, on_pooled_read, NULL, on_pooled_event, e);
-    bufferevent_set_timeouts(bev, &idle, NULL);
-    bufferevent_enable(bev, EV_READ);
+    else
+        origin_pool_put(pool, host, port, bev);
 }
 
 /* ---- entry points ------------------------------------------------------ */
 
-connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
-                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg)
+connect_req *connector_start(worker *w, origin_pool *pool, const route *rt, const char *host,
+                             unsigned port, int tunnel, const char *client, connect_cb cb, void *arg)
 {
     connect_req *r = calloc(1, sizeof *r);
     if (!r || !(r->later = event_new(w->base, -1, 0, on_later, r))) {
@@ -290,7 +197,7 @@ connect_req *connector_start(worker *w, const route *rt, const char *host, unsig
 
     if (rt->action == ROUTE_UPSTREAM) {
         try_upstream(r, NULL);
-    } else if (may_reuse && w->pool && (r->result.bev = pool_take(w->pool, host, port))) {
+    } else if (pool && (r->result.bev = origin_pool_take(pool, host, port))) {
         r->result.reused = 1;
         conclude(r, 0, "%s", NULL);
     } else {

@@ -1,8 +1,8 @@
 /* connector.h - obtaining a connection for a request: direct or through an exit.
  *
  * Direct connections are dialled (dial.h: evdns, non-blocking connect, loop
- * guard); with upstream_reuse "shared", idle ones are kept in a per-worker
- * pool keyed by host and port. Through an upstream, the connector picks a
+ * guard); with upstream_reuse "shared", idle ones come from the caller's
+ * origin pool (origin_pool.h). Through an upstream, the connector picks a
  * healthy one of the route's country (upstream.h), dials its first hop and
  * walks the chain (chain.h); a failure before the exit answers marks that
  * upstream down and tries another of the same country.
@@ -13,6 +13,7 @@
 #ifndef ANONPROXY_CONNECTOR_H
 #define ANONPROXY_CONNECTOR_H
 
+#include "egress/origin_pool.h"
 #include "egress/route.h"
 #include "egress/upstream.h"
 #include "net/worker.h"
@@ -38,22 +39,20 @@ typedef void (*connect_cb)(const connect_result *res, int status, const char *de
 /* Starts getting a connection to host:port along route rt: direct, or
  * through a healthy upstream of the route's country with failover to
  * others of that country (failover_tries). tunnel: the request is CONNECT.
- * may_reuse allows an idle pooled connection (direct only). client is the
+ * pool, when not NULL, may give an idle direct connection. client is the
  * client's address, for the sticky strategy when rt has no session.
  * Returns NULL only when out of memory. */
-connect_req *connector_start(worker *w, const route *rt, const char *host, unsigned port,
-                             int tunnel, int may_reuse, const char *client, connect_cb cb, void *arg);
+connect_req *connector_start(worker *w, origin_pool *pool, const route *rt, const char *host,
+                             unsigned port, int tunnel, const char *client, connect_cb cb, void *arg);
 
 /* Abandons a request whose callback has not run yet; the callback never runs. */
 void connector_cancel(connect_req *r);
 
-/* Gives back a connection that finished an exchange and may be reused. With
- * upstream_reuse "shared" a direct one joins the pool; otherwise it is freed. */
-void connector_release(worker *w, const connect_result *how, const char *host, unsigned port,
-                       struct bufferevent *bev);
-
-/* Per-worker pool lifetime. */
-struct upstream_pool *upstream_pool_new(void);
-void upstream_pool_free(struct upstream_pool *pool);
+/* Gives back a connection (owned by the callee from now on) that finished
+ * an exchange and may be reused. With upstream_reuse "shared" a direct one
+ * joins pool (when not NULL and the worker is not draining); otherwise it
+ * is freed. */
+void connector_release(worker *w, origin_pool *pool, const connect_result *how, const char *host,
+                       unsigned port, struct bufferevent *bev);
 
 #endif

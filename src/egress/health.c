@@ -27,6 +27,7 @@
  * health.rise successes again like any other down upstream.
  */
 #include "egress/health.h"
+#include "conf/config_load.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,7 +92,7 @@ struct checker {
     struct evdns_base *dns;
     target judge;                  /* health.judge_url; form TARGET_OTHER when unset */
     unsigned rise, fall;
-    probe *probes;                 /* parallel to cfg->upstreams.items (owned) */
+    probe *probes;                 /* parallel to cfg->upstreams->items (owned) */
     size_t running;                /* checks in flight */
     int once;                      /* the loop ends with the round */
 };
@@ -454,7 +455,7 @@ static void check_start(probe *p)
  * than the interval, a slow one may not be). */
 static void checker_round(checker *c)
 {
-    for (size_t i = 0; i < c->cfg->upstreams.n; i++)
+    for (size_t i = 0; i < c->cfg->upstreams->n; i++)
         if (!c->probes[i].busy)
             check_start(&c->probes[i]);
 }
@@ -465,7 +466,7 @@ static void checker_round(checker *c)
  * that checker_init left half-built. */
 static void checker_fini(checker *c)
 {
-    for (size_t i = 0; c->probes && i < c->cfg->upstreams.n; i++) {
+    for (size_t i = 0; c->probes && i < c->cfg->upstreams->n; i++) {
         probe_release(&c->probes[i]);
         if (c->probes[i].deadline)
             event_free(c->probes[i].deadline);
@@ -510,16 +511,16 @@ static int checker_init(checker *c, const config *cfg, unsigned rise, unsigned f
         checker_fini(c);
         return -1;
     }
-    c->probes = calloc(cfg->upstreams.n, sizeof *c->probes);
-    for (size_t i = 0; c->probes && i < cfg->upstreams.n; i++) {
+    c->probes = calloc(cfg->upstreams->n, sizeof *c->probes);
+    for (size_t i = 0; c->probes && i < cfg->upstreams->n; i++) {
         probe *p = &c->probes[i];
         p->c = c;
-        p->u = &cfg->upstreams.items[i];
+        p->u = &cfg->upstreams->items[i];
         p->state = -1;
         if (!(p->deadline = evtimer_new(c->base, on_deadline, p)))
             break;
     }
-    if (cfg->upstreams.n && (!c->probes || !c->probes[cfg->upstreams.n - 1].deadline)) {
+    if (cfg->upstreams->n && (!c->probes || !c->probes[cfg->upstreams->n - 1].deadline)) {
         snprintf(err, errlen, "health checks: out of memory");
         checker_fini(c);
         return -1;
@@ -570,7 +571,7 @@ static void health_free(health *h)
 
 health *health_start(const config *cfg, char *err, size_t errlen)
 {
-    if (cfg->upstreams.n == 0) {
+    if (cfg->upstreams->n == 0) {
         if (errlen)
             err[0] = '\0';
         return NULL;
@@ -776,7 +777,7 @@ int upstreams_main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (cfg.upstreams.n == 0) {
+    if (cfg.upstreams->n == 0) {
         fprintf(stderr, "anonproxy upstreams: no upstreams configured in %s\n", path);
         config_free(&cfg);
         return 1;
@@ -792,12 +793,12 @@ int upstreams_main(int argc, char **argv)
 
     json_t *rows = json_array();
     int up = 0;
-    for (size_t i = 0; i < cfg.upstreams.n; i++) {
-        upstream *u = &cfg.upstreams.items[i];
+    for (size_t i = 0; i < cfg.upstreams->n; i++) {
+        upstream *u = &cfg.upstreams->items[i];
         up |= atomic_load(&u->healthy);
         json_array_append_new(rows, upstream_report(u));
     }
-    if (!rows || json_array_size(rows) != cfg.upstreams.n) {
+    if (!rows || json_array_size(rows) != cfg.upstreams->n) {
         fprintf(stderr, "anonproxy upstreams: out of memory\n");
         up = 0;
     } else if (as_json) {

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "egress/credentials.h"
+#include "egress/upstream.h"
 
 /* An address as 16 bytes, IPv4 in its v4-mapped form, so one CIDR
  * comparison serves both families. Returns 0 when text is not an address. */
@@ -128,7 +129,7 @@ void route_decide(const config *cfg, const route_input *in, route *out)
         memcpy(out->country, l->country, sizeof out->country);
         out->why = "the listener";
     } else {
-        out->action = cfg->upstreams.n ? ROUTE_UPSTREAM : ROUTE_DIRECT;
+        out->action = cfg->upstreams->n ? ROUTE_UPSTREAM : ROUTE_DIRECT;
         out->why = "the default";
     }
 }

@@ -1,8 +1,8 @@
 /* judge.c - see judge.h.
  *
- * Ownership: the judge owns its listener, its GeoIP handle and every
- * connection (linked in j->conns so that judge_free can close them). A
- * connection owns its bufferevent and its header timer. Requests on one
+ * Ownership: a connection owns its bufferevent and its header timer, and is
+ * linked into its worker; the worker's kind state borrows the config's
+ * GeoIP database. A final answer is delivered by a closer (net/closer.h). Requests on one
  * connection are answered one at a time: the next head is looked at only once
  * the previous response has been flushed, so a client that pipelines without
  * reading holds at most one response and one head's worth of input.
@@ -10,34 +10,30 @@
 #include "front/judge.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
 #include "core/geoip.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "front/http_proxy.h"
+#include "http/head_reader.h"
 #include "http/http_error.h"
 #include "http/http_parser.h"
-#include "core/log.h"
+#include "net/closer.h"
+#include "net/worker.h"
 
 #define JUDGE_MAX_HEAD 65536
 #define JUDGE_MAX_FIELDS 200
 #define JUDGE_MAX_URI 8192
-#define JUDGE_MAX_CONNS 1024    /* each holds up to a head and a response */
 #define JUDGE_TIMEOUT_MS 10000  /* a whole head must arrive, a response must flush */
-/* After a final response, how long to read and discard what the client still
- * sends, so that closing does not reset the connection (and lose the
- * response) while unread bytes are in flight. */
-#define JUDGE_LINGER_MS 2000
 
 /* Headers whose mere presence says "a proxy is in the way" (case-insensitive),
  * the names proxy checkers' judges look for. Any X-Forwarded-* too. */
@@ -65,28 +61,25 @@ typedef struct ipaddr {
     char text[INET6_ADDRSTRLEN];
 } ipaddr;
 
+/* The kind's state on one worker. */
+typedef struct judge_worker {
+    const geoip *geo;       /* the config's database; NULL: none */
+    /* Heads are parsed and answered within one callback, so one array serves
+     * every connection of the worker. */
+    http_field fields[JUDGE_MAX_FIELDS];
+} judge_worker;
+
 typedef struct judge_conn {
-    judge *j;
-    struct judge_conn *prev, *next;
+    worker_conn link;
+    worker *w;
+    judge_worker *j;        /* the worker's kind state (not owned) */
     struct bufferevent *bev;
     struct event *timer;    /* the next head must be complete before it fires */
-    size_t scan;            /* http_head_end resume point */
-    int closing;            /* the last response is queued: linger once flushed */
-    int lingering;          /* flushed and half-closed: discarding input until EOF */
+    size_t scan;            /* http_head_find resume point */
+    int closing;            /* the last response is queued: a closer takes over */
     int eof;                /* the client will send nothing more */
     ipaddr peer;
 } judge_conn;
-
-struct judge {
-    struct event_base *base;
-    struct evconnlistener *listener;
-    geoip *geo;             /* NULL: no database */
-    judge_conn *conns;
-    size_t nconns;
-    /* Heads are parsed and answered within one callback, so one array serves
-     * every connection. */
-    http_field fields[JUDGE_MAX_FIELDS];
-};
 
 typedef enum level { LEVEL_ANONYMOUS, LEVEL_TRANSPARENT } level;
 
@@ -453,19 +446,22 @@ static void set_timer(judge_conn *c, unsigned ms)
 
 static void conn_free(judge_conn *c)
 {
-    judge *j = c->j;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        j->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    j->nconns--;
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
         event_free(c->timer);
+    worker_conn_remove(c->w, &c->link);
     free(c);
+}
+
+/* The last response is queued: a closer delivers it and lingers. */
+static void conn_close_after_flush(judge_conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    c->bev = NULL;
+    /* The closer joins the worker first so a draining worker never sees zero. */
+    closer_start(c->w, bev, JUDGE_TIMEOUT_MS, CLOSER_LINGER_MS);
+    conn_free(c);
 }
 
 /* http_reason() knows the proxy's own error statuses; the judge has two more. */
@@ -493,7 +489,6 @@ static void respond(judge_conn *c, int status, const char *type, const char *bod
         bufferevent_disable(c->bev, EV_READ);
     }
 }
-
 static void respond_error(judge_conn *c, int status, const char *detail, int keep)
 {
     char body[256];
@@ -505,7 +500,7 @@ static void respond_error(judge_conn *c, int status, const char *detail, int kee
 /* Answers a parsed GET request (keep: the connection stays open after). */
 static void answer(judge_conn *c, const http_request *req, int keep)
 {
-    judge *j = c->j;
+    const judge_worker *j = c->j;
     const char *path, *query;
     size_t path_len, query_len;
     ipaddr real;
@@ -576,18 +571,17 @@ static void answer(judge_conn *c, const http_request *req, int keep)
 static int serve_one(judge_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t len = evbuffer_get_length(in);
-    const char *buf = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
-    size_t head = buf ? http_head_end(buf, len, &c->scan) : 0;
-
-    if (head == 0) {
-        /* The read high-watermark stops reading at JUDGE_MAX_HEAD. */
-        if (len >= JUDGE_MAX_HEAD) {
-            respond_error(c, 431, "request head too large", 0);
-            return 1;
-        }
+    if (evbuffer_get_length(in) == 0)
         return 0;
+    const char *buf;
+    long found = http_head_find(in, JUDGE_MAX_HEAD, &c->scan, &buf);
+    if (found < 0) {
+        respond_error(c, 431, "request head too large", 0);
+        return 1;
     }
+    if (found == 0)
+        return 0;
+    size_t head = (size_t)found;
 
     static const http_limits limits = {JUDGE_MAX_HEAD, JUDGE_MAX_FIELDS, JUDGE_MAX_URI,
                                        JUDGE_MAX_HEAD};
@@ -622,15 +616,6 @@ static int serve_one(judge_conn *c)
     return 1;
 }
 
-static void linger(judge_conn *c)
-{
-    c->lingering = 1;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
-    bufferevent_enable(c->bev, EV_READ);
-    set_timer(c, JUDGE_LINGER_MS);
-}
-
 /* Answers whatever is complete, one request per flushed response, and ends
  * the connection when it has nothing more to do. */
 static void conn_run(judge_conn *c)
@@ -638,21 +623,18 @@ static void conn_run(judge_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (!c->closing && evbuffer_get_length(out) == 0 && serve_one(c))
         ;
-    if (evbuffer_get_length(out) > 0)
+    if (c->closing)
+        conn_close_after_flush(c);
+    else if (evbuffer_get_length(out) > 0)
         return; /* write_cb comes back once it is flushed */
-    if (c->eof)
+    else if (c->eof)
         conn_free(c);
-    else if (c->closing && !c->lingering)
-        linger(c);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    judge_conn *c = arg;
-    if (c->lingering)
-        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
-    else
-        conn_run(c);
+    (void)bev;
+    conn_run(arg);
 }
 
 /* Called once the output has been flushed. */
@@ -682,27 +664,41 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(arg);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
+/* A stop or a reload closes judge connections at once: a judge has no
+ * exchange worth waiting for, its answers are written as they are made. */
+static void conn_drain(worker_conn *link)
+{
+    judge_conn *c = (judge_conn *)link;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        conn_close_after_flush(c);
+    else
+        conn_free(c);
+}
+
+static void conn_destroy(worker_conn *link)
+{
+    conn_free((judge_conn *)link);
+}
+
+static void judge_accept(worker *w, void *state, const listen_config *l, int fd,
+                         const struct sockaddr *sa, socklen_t len)
 {
     (void)l;
     (void)len;
-    judge *j = arg;
-    judge_conn *c = j->nconns < JUDGE_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+    judge_conn *c = calloc(1, sizeof *c);
 
     if (!c || ip_from_sockaddr(sa, &c->peer) < 0) {
         free(c);
         evutil_closesocket(fd);
         return;
     }
-    c->j = j;
-    c->next = j->conns;
-    if (j->conns)
-        j->conns->prev = c;
-    j->conns = c;
-    j->nconns++;
-    c->bev = bufferevent_socket_new(j->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(j->base, timer_cb, c);
+    c->w = w;
+    c->j = state;
+    c->link.drain = conn_drain;
+    c->link.destroy = conn_destroy;
+    worker_conn_add(w, &c->link);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, timer_cb, c);
     if (!c->bev || !c->timer) {
         if (!c->bev)
             evutil_closesocket(fd);
@@ -711,139 +707,33 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     struct timeval tv = ms_to_timeval(JUDGE_TIMEOUT_MS);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, JUDGE_MAX_HEAD);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, JUDGE_MAX_HEAD + 1);
     bufferevent_set_timeouts(c->bev, NULL, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     set_timer(c, JUDGE_TIMEOUT_MS);
 }
 
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    log_warn("judge: accept failed: %s", strerror(errno));
-}
+/* ---- the listener kind ------------------------------------------------- */
 
-/* ---- life cycle -------------------------------------------------------- */
-
-judge *judge_start(struct event_base *base, const struct sockaddr *addr, socklen_t len,
-                   const char *geoip_path, char *err, size_t errlen)
+static int judge_worker_init(worker *w, void **state, char *err, size_t errlen)
 {
-    judge *j = calloc(1, sizeof *j);
+    judge_worker *j = calloc(1, sizeof *j);
     if (!j) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+        snprintf(err, errlen, "cannot set up worker %u: out of memory", w->id);
+        return -1;
     }
-    j->base = base;
-    if (geoip_path && !(j->geo = geoip_open(geoip_path, err, errlen))) {
-        free(j);
-        return NULL;
-    }
-    /* SO_REUSEPORT lets a reloading proxy bind its new judge before the old
-     * one closes; the proxy checks at start that nobody else holds the port. */
-    j->listener = evconnlistener_new_bind(base, accept_cb, j,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-                                          -1, addr, (int)len);
-    if (!j->listener) {
-        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
-        judge_free(j);
-        return NULL;
-    }
-    evconnlistener_set_error_cb(j->listener, accept_error_cb);
-    return j;
+    j->geo = w->cfg->geo;
+    *state = j;
+    return 0;
 }
 
-int judge_local_addr(const judge *j, struct sockaddr_storage *addr, socklen_t *len)
+static void judge_worker_free(void *state)
 {
-    *len = sizeof *addr;
-    return getsockname(evconnlistener_get_fd(j->listener), (struct sockaddr *)addr, len);
+    free(state);
 }
 
-void judge_free(judge *j)
-{
-    if (!j)
-        return;
-    while (j->conns)
-        conn_free(j->conns);
-    if (j->listener)
-        evconnlistener_free(j->listener);
-    geoip_close(j->geo);
-    free(j);
-}
+static const char *const judge_keys[] = {NULL};
 
-/* ---- the `judge` command ----------------------------------------------- */
-
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    log_info("judge: %s received, stopping", strsignal(sig));
-    event_base_loopbreak(arg);
-}
-
-static void judge_usage(FILE *out)
-{
-    fprintf(out, "usage: anonproxy judge --listen ADDR [--geoip FILE]\n"
-                 "  -l, --listen ADDR  address to serve on, e.g. 127.0.0.1:8090 or [::1]:8090\n"
-                 "  -g, --geoip FILE   MaxMind DB file: report the remote address's country\n"
-                 "  -h, --help         show this help\n");
-}
-
-int judge_main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"geoip", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *listen = NULL, *geoip_path = NULL;
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "l:g:h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'g': geoip_path = optarg; break;
-        case 'h': judge_usage(stdout); return 0;
-        default: judge_usage(stderr); return 2;
-        }
-    }
-    if (optind < argc || !listen) {
-        fprintf(stderr, "anonproxy judge: %s\n",
-                optind < argc ? "unexpected argument" : "--listen is required");
-        judge_usage(stderr);
-        return 2;
-    }
-
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char err[512];
-    if (config_parse_address(listen, &ss, &len, err, sizeof err) < 0) {
-        fprintf(stderr, "anonproxy judge: --listen %s: %s\n", listen, err);
-        return 2;
-    }
-
-    signal(SIGPIPE, SIG_IGN);
-    int rc = 1;
-    struct event_base *base = event_base_new();
-    struct event *sigint = base ? evsignal_new(base, SIGINT, stop_cb, base) : NULL;
-    struct event *sigterm = base ? evsignal_new(base, SIGTERM, stop_cb, base) : NULL;
-    judge *j = NULL;
-    if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
-        fprintf(stderr, "anonproxy judge: cannot set up the event loop\n");
-    } else if (!(j = judge_start(base, (struct sockaddr *)&ss, len, geoip_path, err, sizeof err))) {
-        fprintf(stderr, "anonproxy judge: %s: %s\n", listen, err);
-    } else {
-        log_info("judge: listening on %s%s%s", listen, geoip_path ? ", GeoIP from " : "",
-                 geoip_path ? geoip_path : "");
-        rc = event_base_dispatch(base) < 0 ? 1 : 0;
-    }
-    judge_free(j);
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
-    if (base)
-        event_base_free(base);
-    return rc;
-}
+const listener_kind judge_kind = {
+    "judge", judge_keys, judge_worker_init, NULL, judge_worker_free, judge_accept, http_refuse_busy,
+};

@@ -27,36 +27,21 @@
  * matches whole address tokens only: "1.2.3.45" does not hold 1.2.3.4. Host
  * is not searched: it names the judge.
  * Limits: a head of 64 KiB and 200 fields (else 431), 10 s for a whole head
- * and for flushing a response, 1024 connections. Keep-alive for HTTP/1.1;
- * pipelined requests are answered in order. A request body is never read:
- * the connection closes after answering such a request.
- * The judge runs on a caller's libevent loop, so the proxy can embed one.
+ * and for flushing a response. Keep-alive for HTTP/1.1; pipelined requests
+ * are answered in order. A request body is never read: the connection
+ * closes after answering such a request. Its connections count towards
+ * limits.max_connections like any other.
+ *
+ * The judge is the listener kind "judge" (net/listener.h): a listen[] entry
+ * with "kind": "judge", or the top-level "judge" key of the proxy's config;
+ * `anonproxy judge` (tools/judge_cmd.h) runs one on its own. It reports
+ * countries when the config has a GeoIP database.
  */
 #ifndef ANONPROXY_JUDGE_H
 #define ANONPROXY_JUDGE_H
 
-#include <stddef.h>
-#include <sys/socket.h>
+#include "net/listener.h"
 
-struct event_base;
-
-typedef struct judge judge;
-
-/* Listens on addr with callbacks on base's loop (the caller runs the loop).
- * geoip_path may be NULL: no country lookups. Returns NULL with a message in
- * err when the address cannot be bound or the database cannot be opened. */
-judge *judge_start(struct event_base *base, const struct sockaddr *addr, socklen_t len,
-                   const char *geoip_path, char *err, size_t errlen);
-
-/* The address actually bound (useful after binding port 0). Returns 0 or -1. */
-int judge_local_addr(const judge *j, struct sockaddr_storage *addr, socklen_t *len);
-
-/* Closes the listener and every connection. Call from the loop's thread, or
- * once the loop has stopped. */
-void judge_free(judge *j);
-
-/* `anonproxy judge --listen ADDR [--geoip FILE]`: serves until SIGINT or
- * SIGTERM, then exits 0. */
-int judge_main(int argc, char **argv);
+extern const listener_kind judge_kind;
 
 #endif

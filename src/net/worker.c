@@ -15,67 +15,50 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "front/client.h"
-#include "egress/connector.h"
-#include "net/dial.h"
-#include "front/judge.h"
 #include "core/log.h"
+#include "net/dial.h"
 
-#define LISTEN_BACKLOG 1024
 /* What the main thread writes to wake a worker for a stop. */
 #define STOP_FINAL 'F'
 #define STOP_HANDOVER 'H'
-
 
 /* Client connections across all workers, for limits.max_connections. */
 static atomic_size_t open_connections;
 
 void worker_conn_add(worker *w, worker_conn *c)
 {
-    c->next = w->conns.next;
-    c->prev = &w->conns;
-    w->conns.next->prev = c;
-    w->conns.next = c;
+    list_push_front(&w->conns, &c->link);
     w->nconns++;
     atomic_fetch_add(&open_connections, 1);
 }
 
 void worker_conn_remove(worker *w, worker_conn *c)
 {
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    list_unlink(&c->link);
     w->nconns--;
     atomic_fetch_sub(&open_connections, 1);
     if (w->draining && w->nconns == 0)
         event_base_loopbreak(w->base);
 }
 
-static void refuse_busy(evutil_socket_t fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                               "Content-Type: text/plain; charset=utf-8\r\n"
-                               "Content-Length: 46\r\n"
-                               "Connection: close\r\n\r\n"
-                               "503 Service Unavailable: too many connections\n";
-    /* Best effort: the socket buffer of a fresh connection has room. */
-    ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)n;
-    evutil_closesocket(fd);
-}
-
+/* The pipeline every accepted connection goes through: the connection
+ * limit, then the accept function of the listener's kind. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
     (void)l;
     worker_listener *wl = arg;
     worker *w = wl->w;
+    const listener_kind *kind = wl->cfg->kind;
     if (atomic_load(&open_connections) >= w->cfg->limits.max_connections) {
         log_warn("limits.max_connections (%zu) reached: refusing a client",
                  w->cfg->limits.max_connections);
-        refuse_busy(fd);
+        if (kind->refuse_busy)
+            kind->refuse_busy(fd);
+        evutil_closesocket(fd);
         return;
     }
-    client_accept(w, wl->cfg, fd, sa, len);
+    kind->accept(w, wl->kind_state, wl->cfg, fd, sa, (socklen_t)len);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -120,15 +103,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         if (w->stopping_for_good)
             close(lfd);
     }
-    upstream_pool_free(w->pool);
-    w->pool = NULL;
-    if (w->judge) {
-        judge_free(w->judge);
-        w->judge = NULL;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        worker_listener *wl = &w->listeners[i];
+        if (wl->owns_state && wl->cfg->kind->worker_drain)
+            wl->cfg->kind->worker_drain(wl->kind_state);
     }
     /* Idle connections close now; busy ones close after their exchange. */
-    for (worker_conn *c = w->conns.next, *next; c != &w->conns; c = next) {
-        next = c->next;
+    for (list_link *e = w->conns.next, *next; e != &w->conns; e = next) {
+        next = e->next;
+        worker_conn *c = list_entry(e, worker_conn, link);
         c->drain(c);
     }
     if (w->nconns == 0) {
@@ -144,20 +127,23 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     event_base_dispatch(w->base);
-    while (w->conns.next != &w->conns)
-        w->conns.next->destroy(w->conns.next);
+    while (!list_empty(&w->conns)) {
+        worker_conn *c = list_entry(w->conns.next, worker_conn, link);
+        c->destroy(c);
+    }
     return NULL;
 }
 
 static void worker_free(worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].evl)
-            evconnlistener_free(w->listeners[i].evl);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        worker_listener *wl = &w->listeners[i];
+        if (wl->evl)
+            evconnlistener_free(wl->evl);
+        if (wl->owns_state && wl->cfg->kind->worker_free)
+            wl->cfg->kind->worker_free(wl->kind_state);
+    }
     free(w->listeners);
-    upstream_pool_free(w->pool);
-    if (w->judge)
-        judge_free(w->judge);
     if (w->dns)
         evdns_base_free(w->dns, 0);
     if (w->wake_ev)
@@ -169,102 +155,22 @@ static void worker_free(worker *w)
             close(w->wake_fds[i]);
     if (w->base)
         event_base_free(w->base);
-    free(w->scratch_fields);
-    if (w->scratch)
-        evbuffer_free(w->scratch);
 }
 
-/* Binds once without SO_REUSEPORT: with it, a second anonproxy (or anything
- * of the same user) on the same address would silently share the traffic
- * instead of failing. */
-static int probe_address(const struct sockaddr_storage *addr, socklen_t len, const char *name,
-                         char *err, size_t errlen)
+/* The kind state listener i shares: an earlier listener's of the same
+ * kind, else a new one (owned by listener i). */
+static int kind_state_for(worker *w, size_t i, char *err, size_t errlen)
 {
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)addr, len) < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-static int same_address(const struct sockaddr_storage *a, socklen_t alen,
-                        const struct sockaddr_storage *b, socklen_t blen)
-{
-    return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* The socket for address l and worker id: the one an earlier generation
- * used, else a new one. Returns the fd or -1 with err. */
-static int take_socket(listen_set *socks, const listen_config *l, unsigned id, char *err,
-                       size_t errlen)
-{
-    for (size_t i = 0; i < socks->n; i++) {
-        listen_socket *s = &socks->items[i];
-        if (s->worker == id && same_address(&s->addr, s->addr_len, &l->addr, l->addr_len)) {
-            s->in_use = 1;
-            return s->fd;
+    worker_listener *wl = &w->listeners[i];
+    const listener_kind *kind = wl->cfg->kind;
+    for (size_t j = 0; j < i; j++) {
+        if (w->listeners[j].cfg->kind == kind) {
+            wl->kind_state = w->listeners[j].kind_state;
+            return 0;
         }
     }
-    listen_socket *grown = realloc(socks->items, (socks->n + 1) * sizeof *grown);
-    if (!grown) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    socks->items = grown;
-    int one = 1;
-    /* Non-blocking: the old and new generation may both wake for one connection. */
-    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    socks->items[socks->n++] = (listen_socket){l->addr, l->addr_len, id, fd, 1};
-    return fd;
-}
-
-static int known_address(const listen_set *socks, const listen_config *l)
-{
-    for (size_t i = 0; i < socks->n; i++)
-        if (same_address(&socks->items[i].addr, socks->items[i].addr_len, &l->addr, l->addr_len))
-            return 1;
-    return 0;
-}
-
-void listen_set_prune(listen_set *socks)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < socks->n; i++) {
-        if (socks->items[i].in_use)
-            socks->items[kept++] = socks->items[i];
-        else
-            close(socks->items[i].fd);
-    }
-    socks->n = kept;
-}
-
-void listen_set_refuse(listen_set *socks)
-{
-    for (size_t i = 0; i < socks->n; i++)
-        shutdown(socks->items[i].fd, SHUT_RD);
-}
-
-void listen_set_free(listen_set *socks, int closed)
-{
-    for (size_t i = 0; i < socks->n && !closed; i++)
-        close(socks->items[i].fd);
-    free(socks->items);
-    socks->items = NULL;
-    socks->n = 0;
+    wl->owns_state = 1;
+    return kind->worker_init ? kind->worker_init(w, &wl->kind_state, err, errlen) : 0;
 }
 
 static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *socks, char *err,
@@ -273,7 +179,7 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
     w->id = id;
     w->cfg = cfg;
     w->wake_fds[0] = w->wake_fds[1] = -1;
-    w->conns.next = w->conns.prev = &w->conns;
+    list_init(&w->conns);
 
     struct event_config *ec = event_config_new();
     if (ec) {
@@ -282,14 +188,8 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
-    w->limits = (http_limits){cfg->limits.max_header_bytes, cfg->limits.max_headers,
-                              cfg->limits.max_uri_bytes, cfg->limits.max_line_bytes};
-    w->scratch_fields = calloc(cfg->limits.max_headers, sizeof *w->scratch_fields);
     w->listeners = calloc(cfg->nlisten, sizeof *w->listeners);
-    w->pool = upstream_pool_new();
-    w->scratch = evbuffer_new();
-    if (!w->base || !w->scratch || !w->scratch_fields || !w->listeners || !w->pool ||
-        pipe2(w->wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (!w->base || !w->listeners || pipe2(w->wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "cannot set up worker %u: %s", id, strerror(errno));
         return -1;
     }
@@ -306,7 +206,10 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
         worker_listener *wl = &w->listeners[i];
         wl->w = w;
         wl->cfg = l;
-        int fd = take_socket(socks, l, id, err, errlen);
+        w->nlisteners = i + 1;
+        if (kind_state_for(w, i, err, errlen) < 0)
+            return -1;
+        int fd = listen_set_take(socks, l, id, err, errlen);
         if (fd < 0)
             return -1;
         /* Not LEV_OPT_CLOSE_ON_FREE: the socket outlives this generation. */
@@ -316,34 +219,14 @@ static int worker_init(worker *w, unsigned id, const config *cfg, listen_set *so
             return -1;
         }
         evconnlistener_set_error_cb(wl->evl, accept_error_cb);
-        w->nlisteners = i + 1;
-    }
-    if (id == 0 && cfg->judge_address) {
-        char reason[256];
-        w->judge = judge_start(w->base, (const struct sockaddr *)&cfg->judge_addr, cfg->judge_addr_len,
-                               cfg->geo ? cfg->geoip_path : NULL, reason, sizeof reason);
-        if (!w->judge) {
-            snprintf(err, errlen, "judge: %s", reason);
-            return -1;
-        }
     }
     return 0;
 }
 
 int workers_start(const config *cfg, listen_set *socks, worker **out, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < socks->n; i++)
-        socks->items[i].in_use = 0;
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        if (!known_address(socks, &cfg->listen[i]) &&
-            probe_address(&cfg->listen[i].addr, cfg->listen[i].addr_len, cfg->listen[i].address, err,
-                          errlen) < 0)
-            return -1;
-    /* The judge is probed at first start only: on reload the old one holds it. */
-    if (socks->n == 0 && cfg->judge_address &&
-        probe_address(&cfg->judge_addr, cfg->judge_addr_len, cfg->judge_address, err, errlen) < 0)
+    if (listen_set_prepare(socks, cfg, err, errlen) < 0)
         return -1;
-
     worker *ws = calloc(cfg->workers, sizeof *ws);
     if (!ws) {
         snprintf(err, errlen, "out of memory");

@@ -1,11 +1,19 @@
-/* worker.h - event-loop threads and the connections they own.
+/* worker.h - event-loop threads, the connections they own, the accept pipeline.
  *
- * Each worker thread runs its own libevent loop with its own listener on
- * every configured address (SO_REUSEPORT lets the kernel spread accepted
- * connections), its own DNS resolver and its own idle upstream pool, so
- * workers share nothing mutable but a connection counter. Every connection
- * object (client session, tunnel) is linked into its worker so that a
- * graceful shutdown can find idle ones and a final stop can free all.
+ * Each worker thread runs its own libevent loop with its own listening
+ * socket on every configured address (SO_REUSEPORT lets the kernel spread
+ * accepted connections) and its own DNS resolver, so workers share nothing
+ * mutable but a connection counter. Every accepted connection goes through
+ * the same pipeline, whatever the protocol: the connection limit
+ * (limits.max_connections, all workers together), then the accept function
+ * of its listener's kind (net/listener.h). Every connection object (HTTP
+ * exchange, tunnel, judge connection, lingering close) is linked into its
+ * worker so that a graceful shutdown can find idle ones and a final stop
+ * can free all.
+ *
+ * net/ holds the worker, the listeners, socket I/O (sockio), outgoing
+ * connections (dial), byte relays (tunnel) and lingering closes (closer).
+ * It may include core/ and http/ (message syntax only), nothing above.
  */
 #ifndef ANONPROXY_WORKER_H
 #define ANONPROXY_WORKER_H
@@ -14,17 +22,17 @@
 #include <stddef.h>
 
 #include "core/config.h"
-#include "http/http_parser.h"
+#include "core/util.h"
+#include "net/listener.h"
 
 struct event_base;
 struct evdns_base;
 struct evconnlistener;
 struct event;
-struct upstream_pool;
 
 /* Embedded in every connection object a worker tracks. */
 typedef struct worker_conn {
-    struct worker_conn *prev, *next;
+    list_link link;
     /* Shutdown started: close now if idle, else finish the exchange in flight. */
     void (*drain)(struct worker_conn *);
     /* The worker is stopping for good: release everything at once. */
@@ -33,11 +41,13 @@ typedef struct worker_conn {
 
 struct worker;
 
-/* What an accept callback needs: which worker, which configured listener. */
+/* One configured listener on one worker. */
 typedef struct worker_listener {
     struct worker *w;
     const listen_config *cfg;
     struct evconnlistener *evl;
+    void *kind_state;             /* the kind's per-worker state */
+    int owns_state;               /* the first listener of its kind frees it */
 } worker_listener;
 
 typedef struct worker {
@@ -53,52 +63,14 @@ typedef struct worker {
     pthread_t thread;
     int draining;                 /* no new requests; close when idle */
     int stopping_for_good;        /* a final stop, not a reload's handover */
-    worker_conn conns;            /* list head (sentinel) */
+    list_link conns;              /* worker_conn.link, sentinel */
     size_t nconns;
-    struct upstream_pool *pool;   /* idle origin connections (upstream_reuse "shared") */
-    struct judge *judge;          /* worker 0 serves the configured judge, if any */
-    http_limits limits;           /* cfg->limits as the parser wants them */
-    struct evbuffer *scratch;     /* a head being built, before it joins an output */
-    http_field *scratch_fields;   /* limits.max_headers entries: heads are parsed and
-                                   * passed on within one callback, so one array serves
-                                   * every connection of the worker */
 } worker;
 
-/* Listening sockets, owned by the main thread and kept across reloads: a new
- * generation of workers takes over the old one's sockets, so connections
- * waiting in their accept queues are served, not reset. One socket per
- * address and worker (SO_REUSEPORT spreads connections over them). */
-typedef struct listen_socket {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    unsigned worker;
-    int fd;
-    int in_use;                   /* taken by the newest generation */
-} listen_socket;
-
-typedef struct listen_set {
-    listen_socket *items;         /* (owned) */
-    size_t n;
-} listen_set;
-
-/* Creates cfg->workers workers on sockets from socks (opening those it
- * lacks; a new address is first checked to be free, so that a second
- * instance fails instead of silently sharing it) and starts their threads.
+/* Creates cfg->workers workers on sockets from socks (listen_set_prepare
+ * first, then one socket per address and worker) and starts their threads.
  * Returns 0, or -1 with a message in err (nothing left running). */
 int workers_start(const config *cfg, listen_set *socks, worker **out, char *err, size_t errlen);
-
-/* Once the previous generation has stopped: closes the sockets the newest
- * one does not use. */
-void listen_set_prune(listen_set *socks);
-
-/* At a final stop, before waking the workers: every listening socket
- * stops accepting at once (shutdown(SHUT_RD)), so that no new client slips
- * in while the workers get round to closing theirs. */
-void listen_set_refuse(listen_set *socks);
-
-/* Frees the set and closes every socket, unless `closed`: a final
- * workers_stop has closed them already. */
-void listen_set_free(listen_set *socks, int closed);
 
 /* From the main thread: begin a graceful shutdown of every worker. final:
  * the listening sockets close now (process exit); otherwise they are left

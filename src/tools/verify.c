@@ -30,7 +30,7 @@
 
 #include "http/chunked.h"
 #include "http/http_parser.h"
-#include "front/judge.h"
+#include "tools/judge_cmd.h"
 #include "core/log.h"
 
 #define VERIFY_MAX_HEAD 65536
@@ -585,49 +585,20 @@ static void print_path(const char *name, const char *label, const json_t *answer
 /* ---- the in-process judge ---------------------------------------------- */
 
 typedef struct local_judge {
-    struct event_base *base;
-    struct event *stop;      /* activated from the main thread */
-    judge *j;
-    pthread_t thread;
+    judge_instance j;
     int running;
 } local_judge;
-
-static void *local_judge_run(void *arg)
-{
-    event_base_dispatch(arg);
-    return NULL;
-}
-
-static void local_judge_stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
 
 /* Starts a judge on 127.0.0.1, an ephemeral port, in its own thread, and
  * points v->judge at it. */
 static int local_judge_start(verifier *v, local_judge *lj)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct sockaddr_storage bound;
-    socklen_t len;
-
-    /* The main thread stops the loop: the base must be thread-aware. */
-    if (evthread_use_pthreads() < 0 || !(lj->base = event_base_new()) ||
-        !(lj->stop = event_new(lj->base, -1, 0, local_judge_stop_cb, lj->base)))
-        return fail(v, "cannot set up an event loop for the in-process judge");
-    lj->j = judge_start(lj->base, (struct sockaddr *)&sin, sizeof sin, NULL, v->err, sizeof v->err);
-    if (!lj->j)
+    if (judge_instance_start(&lj->j, "127.0.0.1:0", NULL, v->err, sizeof v->err) < 0)
         return -1;
-    if (judge_local_addr(lj->j, &bound, &len) < 0)
-        return fail(v, "in-process judge: %s", strerror(errno));
-    if ((errno = pthread_create(&lj->thread, NULL, local_judge_run, lj->base)) != 0)
-        return fail(v, "cannot start the in-process judge: %s", strerror(errno));
     lj->running = 1;
 
     memset(&v->judge, 0, sizeof v->judge);
-    v->judge.port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    v->judge.port = lj->j.port;
     snprintf(v->judge.host, sizeof v->judge.host, "127.0.0.1");
     snprintf(v->judge.authority, sizeof v->judge.authority, "127.0.0.1:%u", v->judge.port);
     snprintf(v->judge.path, sizeof v->judge.path, "/");
@@ -636,17 +607,8 @@ static int local_judge_start(verifier *v, local_judge *lj)
 
 static void local_judge_stop(local_judge *lj)
 {
-    if (lj->running) {
-        /* An active event survives until the loop runs, unlike a
-         * loopbreak requested before the thread got to dispatch. */
-        event_active(lj->stop, EV_READ, 0);
-        pthread_join(lj->thread, NULL);
-    }
-    judge_free(lj->j);
-    if (lj->stop)
-        event_free(lj->stop);
-    if (lj->base)
-        event_base_free(lj->base);
+    if (lj->running)
+        judge_instance_stop(&lj->j);
 }
 
 /* ---- the command ------------------------------------------------------- */

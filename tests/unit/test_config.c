@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "conf/config_load.h"
 #include "http/policy.h"
 
 static unsigned cpu_count(void) {

@@ -22,8 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "conf/config_load.h"
 #include "egress/health.h"
+#include "egress/upstream.h"
 #include "core/log.h"
 
 #define TEST_GEO "build/test-geo.mmdb"
@@ -127,7 +128,7 @@ static upstream *check_once(config *cfg)
     char err[256] = "";
     if (health_check_once(cfg, err, sizeof err) != 0)
         fail_msg("health_check_once: %s", err);
-    return &cfg->upstreams.items[0];
+    return &cfg->upstreams->items[0];
 }
 
 static int setup_geo(void **state)
@@ -151,7 +152,7 @@ static void test_content_length_answer(void **state)
     config cfg;
     judge_start("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 61\r\n\r\n" JSON_OK);
     load(&cfg, 0, "");
-    upstream *u = &cfg.upstreams.items[0];
+    upstream *u = &cfg.upstreams->items[0];
     char cc[3];
     upstream_country(u, cc);
     assert_string_equal(cc, "DE"); /* the first hop's address, before any check */
@@ -325,7 +326,7 @@ static void test_periodic_rise_after_mark_down(void **state)
     char err[256] = "";
     judge_start("HTTP/1.1 200 OK\r\nContent-Length: 61\r\n\r\n" JSON_OK);
     load(&cfg, 0, ", \"interval\": 0.02, \"rise\": 3, \"fall\": 1");
-    upstream *u = &cfg.upstreams.items[0];
+    upstream *u = &cfg.upstreams->items[0];
     health *h = health_start(&cfg, err, sizeof err);
     assert_non_null(h);
     /* Up from the start (upstream_init): wait for the checker to agree. */
@@ -352,7 +353,7 @@ static void test_periodic_fall_and_stop_in_flight(void **state)
     load(&cfg, 0, ", \"interval\": 0.05, \"timeout\": 0.1, \"fall\": 2");
     health *h = health_start(&cfg, err, sizeof err);
     assert_non_null(h);
-    assert_true(wait_for(&cfg.upstreams.items[0].healthy, 0));
+    assert_true(wait_for(&cfg.upstreams->items[0].healthy, 0));
     /* Whatever is in flight now is cancelled, not waited for. */
     health_stop(h);
     config_free(&cfg);

@@ -1,57 +1,82 @@
-/* client.c - see client.h.
+/* http_proxy.c - see http_proxy.h.
  *
  * Ownership: a client owns its two bufferevents (client side `cbev`, origin
  * side `ubev`), its timer, its pending connect request and its buffered
- * request head. Any function that can free the client returns int: -1 means
- * "the client is gone, touch nothing", 0 means it is still alive.
+ * request head. It ends in one of three ways: freed, or handing its
+ * connection to a closer (an error answer), a tunnel (an upgrade) or an
+ * egress session (CONNECT). Any function that can end the client returns
+ * int: -1 means "the client is gone, touch nothing", 0 means it is alive.
+ *
+ * The file has two halves after the shared parts: the request path (a head
+ * from the client, routing, the connection to the origin, the request
+ * body) and the response path (the response head, its body, and what
+ * happens to both connections after it).
  */
-#include "front/client.h"
+#include "front/http_proxy.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "http/body.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "egress/connector.h"
 #include "egress/credentials.h"
+#include "egress/origin_pool.h"
+#include "egress/route.h"
+#include "egress/session.h"
+#include "http/body.h"
 #include "http/forward.h"
+#include "http/head_reader.h"
 #include "http/http_error.h"
 #include "http/http_parser.h"
-#include "core/log.h"
 #include "http/policy.h"
-#include "egress/route.h"
-#include "net/sockio.h"
 #include "http/target.h"
+#include "net/closer.h"
+#include "net/sockio.h"
 #include "net/tunnel.h"
+#include "net/worker.h"
 
-/* After an error response, how long to keep reading (and discarding) what
- * the client still sends, so that closing does not reset the connection
- * before the client has read the response. */
-#define LINGER_MS 2000
-
+/* The states of one client connection. Every change goes through
+ * set_state, which logs it at debug level. */
 typedef enum client_state {
-    C_HEAD,        /* waiting for a request head (idle between requests) */
-    C_CONNECTING,  /* request parsed, origin connection being set up */
-    C_EXCHANGE,    /* request forwarded; bodies and response flowing */
-    C_CLOSING,     /* flushing a final response, then lingering, then freed */
+    CS_READ_HEAD,      /* waiting for a request head (idle between requests) */
+    CS_CONNECTING,     /* request parsed, origin connection being set up */
+    CS_AWAIT_RESPONSE, /* request forwarded (its body may still flow); no final response head yet */
+    CS_RESPONSE_BODY,  /* relaying the response body */
+    CS_CLOSING,        /* final: the connection went to a closer */
+    CS_TUNNEL,         /* final: the connection went to a tunnel or an egress session */
 } client_state;
 
-typedef enum response_state {
-    R_HEAD,        /* waiting for a (final) response head */
-    R_BODY,        /* relaying the response body */
-} response_state;
+static const char *const client_state_names[] = {
+    [CS_READ_HEAD] = "read-head",
+    [CS_CONNECTING] = "connecting",
+    [CS_AWAIT_RESPONSE] = "await-response",
+    [CS_RESPONSE_BODY] = "response-body",
+    [CS_CLOSING] = "closing",
+    [CS_TUNNEL] = "tunnel",
+};
+
+/* What the kind keeps per worker: heads are parsed and passed on within
+ * one callback, so one set of scratch space serves every connection. */
+typedef struct http_worker {
+    http_limits limits;           /* cfg->limits as the parser wants them */
+    struct evbuffer *scratch;     /* a head being built, before it joins an output */
+    http_field *scratch_fields;   /* limits.max_headers entries */
+    origin_pool *pool;            /* idle direct origin connections (upstream_reuse "shared") */
+} http_worker;
 
 typedef struct client {
     worker_conn link;
     worker *w;
+    http_worker *hw;
     const listen_config *listener;
     const policy *policy;           /* the current request's mode (route's, else listener's) */
     char peer_ip[INET6_ADDRSTRLEN]; /* for $client_ip */
@@ -66,15 +91,13 @@ typedef struct client {
     connect_result up;              /* what ubev goes through (up.bev unused) */
     int up_reused;                  /* ubev already served an exchange */
     connect_req *connecting;
-    struct event *timer;            /* head deadline, idle, linger */
+    struct event *timer;            /* head deadline, idle, io */
     client_state state;
-    int lingering;                  /* C_CLOSING: flushed, reading and discarding */
 
     /* Current request. */
-    size_t head_scan;               /* http_head_end resume point */
+    size_t head_scan;               /* http_head_find resume point */
     int head_started;               /* first byte of the head arrived */
     unsigned served;                /* exchanges completed on this connection */
-    int is_connect;                 /* method CONNECT: a tunnel once connected */
     int is_head;                    /* method HEAD */
     int upgrading;                  /* asked to switch protocols */
     int client_minor;               /* HTTP/1.<minor> */
@@ -84,7 +107,6 @@ typedef struct client {
     body_pump req_body;
 
     /* Current response. */
-    response_state resp_state;
     size_t resp_scan;
     int resp_started;               /* bytes of a final response reached the client */
     int origin_keep_alive;
@@ -97,6 +119,15 @@ typedef struct client {
     struct timeval progress_at;
     size_t out_seen;                /* client output length at the last check */
 } client;
+
+/* ---- shared parts ------------------------------------------------------ */
+
+static void set_state(client *c, client_state next)
+{
+    log_debug("http client %s: %s -> %s", c->peer_ip, client_state_names[c->state],
+              client_state_names[next]);
+    c->state = next;
+}
 
 /* What policy variables expand to for this client; host may be NULL. */
 static policy_vars vars_of(const client *c, const char *host)
@@ -120,10 +151,9 @@ static unsigned io_left(client *c)
         c->out_seen = out;
         touch(c);
     }
-    struct timeval now, quiet;
+    struct timeval now;
     event_base_gettimeofday_cached(c->w->base, &now);
-    timersub(&now, &c->progress_at, &quiet);
-    unsigned long ms = (unsigned long)quiet.tv_sec * 1000 + (unsigned long)quiet.tv_usec / 1000;
+    unsigned long ms = elapsed_ms(&c->progress_at, &now);
     unsigned io = c->w->cfg->timeouts.io_ms;
     return ms >= io ? 0 : (unsigned)(io - ms);
 }
@@ -143,6 +173,12 @@ static void set_timer(client *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Bytes of earlier responses not yet written to the client. */
+static int output_pending(const client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0;
+}
+
 static void free_origin(client *c)
 {
     if (c->ubev) {
@@ -152,7 +188,7 @@ static void free_origin(client *c)
     }
 }
 
-/* Frees the client and everything it owns. Always returns -1. */
+/* Frees the client and everything it still owns. Always returns -1. */
 static int client_free(client *c)
 {
     if (c->connecting)
@@ -171,34 +207,25 @@ static int client_free(client *c)
     return -1;
 }
 
-/* ---- closing ----------------------------------------------------------- */
+/* Takes the client connection away from the client (its reader given back
+ * to libevent) so that another connection object can own it. */
+static struct bufferevent *hand_over_client(client *c, client_state final)
+{
+    struct bufferevent *cbev = c->cbev;
+    set_state(c, final);
+    sock_reader_detach(&c->cread);
+    c->cbev = NULL;
+    return cbev;
+}
 
-/* Stops taking requests: flush what is queued for the client, then linger
- * (LINGER_MS), then close. The write callback calls it again as the output
- * drains; lingering starts once, when everything is written. */
+/* Stops taking requests: what is queued for the client is flushed, then a
+ * closer lingers (net/closer.h) and closes. Always returns -1. */
 static int close_after_flush(client *c)
 {
-    if (c->state != C_CLOSING) {
-        if (c->connecting) {
-            connector_cancel(c->connecting);
-            c->connecting = NULL;
-        }
-        free_origin(c);
-        c->state = C_CLOSING;
-        event_del(c->timer);
-        struct timeval io = ms_to_timeval(c->w->cfg->timeouts.io_ms);
-        bufferevent_set_timeouts(c->cbev, NULL, &io);
-        sock_reader_disable(&c->cread);
-    }
-    sockio_flush(c->cbev);
-    if (!c->lingering && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
-        c->lingering = 1;
-        shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
-        evbuffer_drain(bufferevent_get_input(c->cbev), (size_t)-1);
-        sock_reader_enable(&c->cread);
-        set_timer(c, LINGER_MS);
-    }
-    return 0;
+    struct bufferevent *cbev = hand_over_client(c, CS_CLOSING);
+    /* The closer joins the worker first so a draining worker never sees zero. */
+    closer_start(c->w, cbev, c->w->cfg->timeouts.io_ms, CLOSER_LINGER_MS);
+    return client_free(c);
 }
 
 /* Answers the current request with an error and closes. If part of a
@@ -213,10 +240,17 @@ static int fail_request(client *c, int status, const char *detail)
     return close_after_flush(c);
 }
 
-/* ---- forwarding -------------------------------------------------------- */
-
-static int handle_head(client *c);
-static int tunnel_established(client *c);
+/* Hands both connections to a tunnel and frees the client. */
+static int become_tunnel(client *c)
+{
+    struct bufferevent *ubev = c->ubev;
+    sock_reader_detach(&c->uread);
+    c->ubev = NULL;
+    struct bufferevent *cbev = hand_over_client(c, CS_TUNNEL);
+    /* The tunnel joins the worker first so a draining worker never sees zero. */
+    tunnel_start(c->w, cbev, ubev);
+    return client_free(c);
+}
 
 /* Moves body bytes from `from`'s input to `to`'s output and sends them. A
  * move stops once `limit` bytes wait in the output; when the flush then
@@ -238,6 +272,16 @@ static int relay_body(body_pump *p, struct bufferevent *from, struct bufferevent
     }
 }
 
+/* ======================================================================
+ * The request path: a head from the client, routing, the connection to
+ * the origin, the request body.
+ * ====================================================================== */
+
+static int handle_head(client *c);
+static void origin_read_cb(struct bufferevent *bev, void *arg);
+static void origin_write_cb(struct bufferevent *bev, void *arg);
+static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
+
 /* Moves request body bytes toward the origin, pausing the client when the
  * origin side is full. */
 static int pump_request_body(client *c)
@@ -257,10 +301,6 @@ static int pump_request_body(client *c)
         sock_reader_enable(&c->cread);
     return 0;
 }
-
-static void origin_read_cb(struct bufferevent *bev, void *arg);
-static void origin_write_cb(struct bufferevent *bev, void *arg);
-static void origin_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Copies the request head out (it is kept: a reused connection that turns
  * out to have been closed by the origin gets it again on a new one). Toward
@@ -291,8 +331,7 @@ static int send_request(client *c)
 {
     const struct config *cfg = c->w->cfg;
 
-    c->state = C_EXCHANGE;
-    c->resp_state = R_HEAD;
+    set_state(c, CS_AWAIT_RESPONSE);
     c->resp_scan = 0;
     c->resp_started = 0;
     c->origin_eof = 0;
@@ -323,27 +362,224 @@ static void connected_cb(const connect_result *res, int status, const char *deta
         fail_request(c, 500, "out of memory");
         return;
     }
-    if (c->is_connect)
-        tunnel_established(c);
-    else
-        send_request(c);
+    send_request(c);
 }
 
 static int start_connect(client *c)
 {
-    c->state = C_CONNECTING;
+    set_state(c, CS_CONNECTING);
     /* The connector has its own deadline (timeouts.connect). */
     event_del(c->timer);
     /* Nothing more is read from the client until the origin is there: the
      * body would otherwise pile up in memory. */
     sock_reader_disable(&c->cread);
-    int may_reuse = !c->is_connect && c->w->cfg->reuse == REUSE_SHARED;
-    c->connecting = connector_start(c->w, &c->up_route, c->up_host, c->up_port, c->is_connect,
-                                    may_reuse, c->peer_ip, connected_cb, c);
+    origin_pool *pool = c->w->cfg->reuse == REUSE_SHARED ? c->hw->pool : NULL;
+    c->connecting = connector_start(c->w, pool, &c->up_route, c->up_host, c->up_port, 0, c->peer_ip,
+                                    connected_cb, c);
     if (!c->connecting)
         return fail_request(c, 500, "out of memory");
     return 0;
 }
+
+/* Counts fields of a known kind. */
+static size_t count_fields(const http_request *req, http_known kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->nfields; i++)
+        n += req->fields[i].known == kind;
+    return n;
+}
+
+static int method_is(const http_request *req, const char *m)
+{
+    size_t n = strlen(m);
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
+}
+
+static int same_route(const route *a, const route *b)
+{
+    return a->action == b->action && strcmp(a->country, b->country) == 0 &&
+           strcmp(a->session, b->session) == 0;
+}
+
+/* The routing input of a request: its destination, the credentials of its
+ * Proxy-Authorization and the X-Anonproxy-Country hint. The last of each
+ * field counts, as a later header overrides an earlier one. */
+static void route_input_of(const client *c, const target *t, const http_request *req,
+                           credentials *cred, route_input *in)
+{
+    *in = (route_input){t->host, cred, NULL, 0, c->listener};
+    cred->present = 0;
+    for (size_t i = 0; i < req->nfields; i++) {
+        const http_field *f = &req->fields[i];
+        if (f->known == HF_PROXY_AUTHORIZATION) {
+            credentials parsed;
+            if (credentials_from_basic(f->value, f->value_len, &parsed) == 0)
+                *cred = parsed;
+        } else if (f->known == HF_X_ANONPROXY_COUNTRY &&
+                   country_code_parse(f->value, f->value_len, NULL)) {
+            in->header_country = f->value;
+            in->header_country_len = f->value_len;
+        }
+    }
+}
+
+/* Decides where the request goes (route.h) into *rt and takes its mode.
+ * Returns 1 to go on. A blocked request is answered here, and what
+ * fail_request returned comes back (-1: the client is gone); the request
+ * must go no further. */
+static int decide_route(client *c, const target *t, const http_request *req, route *rt)
+{
+    credentials cred;
+    route_input in;
+    route_input_of(c, t, req, &cred, &in);
+    route_decide(c->w->cfg, &in, rt);
+    c->policy = rt->policy ? rt->policy : c->listener->policy;
+    if (rt->action == ROUTE_BLOCK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "blocked by route %s", rt->why);
+        return fail_request(c, 403, detail);
+    }
+    return 1;
+}
+
+/* Sets the origin to reach along rt; drops a kept connection that leads
+ * elsewhere. */
+static void set_origin(client *c, const target *t, const route *rt)
+{
+    if (c->ubev && (c->up_port != t->port || strcmp(c->up_host, t->host) != 0 ||
+                    !same_route(rt, &c->up_route)))
+        free_origin(c);
+    c->up_route = *rt;
+    memcpy(c->up_host, t->host, sizeof c->up_host);
+    c->up_port = t->port;
+    snprintf(c->up_authority, sizeof c->up_authority, "%.*s", (int)t->authority_len, t->authority);
+}
+
+static void connect_established(struct evbuffer *out, const connect_result *res)
+{
+    (void)res;
+    evbuffer_add(out, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+}
+
+/* CONNECT's answers, for the egress session. */
+static const egress_replies connect_replies = {connect_established, http_error_write};
+
+/* CONNECT: checked here, then the egress session connects and tunnels. */
+static int handle_connect(client *c, const http_request *req, size_t head_len)
+{
+    const config *cfg = c->w->cfg;
+    target t;
+    route rt;
+    int rc;
+
+    if (target_parse_authority(req->target, req->target_len, &t) < 0)
+        return fail_request(c, 400, "CONNECT needs a host:port target");
+    if (!config_connect_port_allowed(cfg, t.port))
+        return fail_request(c, 403, "CONNECT to this port is not allowed");
+    if (count_fields(req, HF_CONTENT_LENGTH) || count_fields(req, HF_TRANSFER_ENCODING))
+        return fail_request(c, 400, "a CONNECT request has no body");
+    /* A tunnel always gets a connection of its own. */
+    free_origin(c);
+    if ((rc = decide_route(c, &t, req, &rt)) != 1)
+        return rc;
+    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+    event_del(c->timer);
+    egress_dest dest = {t.host, t.port, &rt, c->peer_ip};
+    /* The session joins the worker first so a draining worker never sees zero. */
+    egress_tunnel(c->w, hand_over_client(c, CS_TUNNEL), &dest, &connect_replies);
+    return client_free(c);
+}
+
+static int handle_request(client *c, const http_request *req, size_t head_len)
+{
+    target t;
+    route rt;
+    http_framing framing;
+    int status, rc;
+
+    if (method_is(req, "CONNECT"))
+        return handle_connect(c, req, head_len);
+    if (method_is(req, "TRACE"))
+        return fail_request(c, 405, "TRACE is refused: it would echo identifying headers");
+    if (count_fields(req, HF_HOST) > 1)
+        return fail_request(c, 400, "more than one Host field");
+    if (target_parse_absolute(req->target, req->target_len, &t) < 0)
+        return fail_request(c, 400, "malformed request-target");
+    switch (t.form) {
+    case TARGET_HTTP:
+        break;
+    case TARGET_HTTPS:
+        return fail_request(c, 400, "https:// URLs go through a CONNECT tunnel (use the proxy for HTTPS with CONNECT)");
+    case TARGET_ORIGIN:
+        return fail_request(c, 400, "this is a proxy: requests must use an absolute URL (http://host/path)");
+    case TARGET_OTHER:
+        return fail_request(c, 400, "unsupported request-target (only http:// URLs and CONNECT)");
+    }
+    if ((status = http_request_framing(req, &framing)) != 0)
+        return fail_request(c, status, status == 501 ? "unknown transfer coding"
+                                                     : "ambiguous request body framing");
+
+    c->is_head = method_is(req, "HEAD");
+    c->upgrading = forward_wants_upgrade(req);
+    c->client_minor = req->version_minor;
+    c->client_keep_alive = forward_client_keep_alive(req);
+    if ((rc = decide_route(c, &t, req, &rt)) != 1)
+        return rc;
+    set_origin(c, &t, &rt);
+    evbuffer_drain(c->request_head, (size_t)-1);
+    policy_vars vars = vars_of(c, t.host);
+    forward_request_head(c->request_head, req, &t, c->upgrading, c->policy, &vars);
+    body_pump_init(&c->req_body, &framing, 1);
+    /* The head's bytes are no longer needed: req and t point into them. */
+    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+
+    if (c->ubev && c->w->cfg->reuse == REUSE_CLIENT) {
+        c->up_reused = 1;
+        return send_request(c);
+    }
+    free_origin(c);
+    return start_connect(c);
+}
+
+/* Looks for a complete request head in the client's input and acts on it. */
+static int handle_head(client *c)
+{
+    http_worker *hw = c->hw;
+    const config *cfg = c->w->cfg;
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    size_t len = evbuffer_get_length(in);
+
+    if (len == 0)
+        return 0;
+    if (!c->head_started) {
+        c->head_started = 1;
+        set_timer(c, cfg->timeouts.header_ms);
+    }
+    const char *buf;
+    long found = http_head_find(in, cfg->limits.max_header_bytes, &c->head_scan, &buf);
+    if (found < 0)
+        return fail_request(c, 431, "request head too large");
+    if (found == 0)
+        return 0;
+    size_t head_len = (size_t)found;
+    http_request req;
+    int status;
+    req.fields = hw->scratch_fields;
+    event_del(c->timer);
+    c->resp_started = 0;
+    if (http_parse_request(buf, head_len, &hw->limits, &req, &status) < 0)
+        return fail_request(c, status, status == 414 ? "request-target too long"
+                                       : status == 431 ? "request header fields too large"
+                                       : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported"
+                                                       : "malformed request");
+    return handle_request(c, &req, head_len);
+}
+
+/* ======================================================================
+ * The response path: the response head, its body, and what happens to
+ * both connections after it.
+ * ====================================================================== */
 
 /* A connection kept for the next request of this client: anything it does
  * while idle (the origin closing it, stray bytes) ends it. */
@@ -376,7 +612,7 @@ static int exchange_done(client *c)
         free_origin(c);
     } else if (cfg->reuse == REUSE_SHARED) {
         sock_reader_detach(&c->uread);
-        connector_release(c->w, &c->up, c->up_host, c->up_port, c->ubev);
+        connector_release(c->w, c->hw->pool, &c->up, c->up_host, c->up_port, c->ubev);
         c->ubev = NULL;
     } else {
         /* It lives as long as the client's idle time, at most. */
@@ -388,7 +624,7 @@ static int exchange_done(client *c)
     if (!c->client_keeps || !c->req_body.done || c->w->draining)
         return close_after_flush(c);
 
-    c->state = C_HEAD;
+    set_state(c, CS_READ_HEAD);
     c->head_scan = 0;
     c->head_started = 0;
     set_timer(c, cfg->timeouts.idle_ms);
@@ -400,7 +636,7 @@ static int exchange_done(client *c)
         return -1;
     /* A client that closed its side sends nothing more: once the requests
      * it had sent are answered, the connection ends. */
-    if (c->state == C_HEAD && c->client_eof)
+    if (c->state == CS_READ_HEAD && c->client_eof)
         return close_after_flush(c);
     return 0;
 }
@@ -434,37 +670,11 @@ static int pump_response_body(client *c)
     return 0;
 }
 
-/* Hands both connections to a tunnel and frees the client. */
-static int become_tunnel(client *c)
-{
-    struct bufferevent *cbev = c->cbev, *ubev = c->ubev;
-    worker *w = c->w;
-    sock_reader_detach(&c->cread);
-    sock_reader_detach(&c->uread);
-    c->cbev = c->ubev = NULL;
-    /* The tunnel joins the worker first so a draining worker never sees zero. */
-    tunnel_start(w, cbev, ubev);
-    return client_free(c);
-}
-
-/* Looks for a whole message head at the front of in (resuming at *scan).
- * Returns its length with *buf pointing at it, 0 when more bytes are needed,
- * or -1 when max bytes have arrived without the end of a head. */
-static long find_head(struct evbuffer *in, size_t max, size_t *scan, const char **buf)
-{
-    size_t len = evbuffer_get_length(in);
-    size_t window = len < max + 1 ? len : max + 1;
-    *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
-    size_t head_len = http_head_end(*buf, window, scan);
-    if (head_len > 0 && head_len <= max)
-        return (long)head_len;
-    return window > max ? -1 : 0;
-}
-
 /* Reads response heads: interim 1xx ones are relayed and skipped, the final
  * one is rewritten for the client and its body relay started. */
 static int handle_response_head(client *c)
 {
+    http_worker *hw = c->hw;
     worker *w = c->w;
     const config *cfg = w->cfg;
     struct evbuffer *in = bufferevent_get_input(c->ubev);
@@ -475,7 +685,7 @@ static int handle_response_head(client *c)
         if (evbuffer_get_length(in) == 0)
             return 0;
         const char *buf;
-        long found = find_head(in, cfg->limits.max_header_bytes, &c->resp_scan, &buf);
+        long found = http_head_find(in, cfg->limits.max_header_bytes, &c->resp_scan, &buf);
         if (found < 0)
             return fail_request(c, 502, "the origin sent an oversized response head");
         if (found == 0)
@@ -483,8 +693,8 @@ static int handle_response_head(client *c)
         size_t head_len = (size_t)found;
         http_response resp;
         int status;
-        resp.fields = w->scratch_fields;
-        if (http_parse_response(buf, head_len, &w->limits, &resp, &status) < 0)
+        resp.fields = hw->scratch_fields;
+        if (http_parse_response(buf, head_len, &hw->limits, &resp, &status) < 0)
             return fail_request(c, 502, "the origin sent a malformed response");
         c->resp_scan = 0;
         /* The origin answered: the request can no longer be retried. */
@@ -494,8 +704,8 @@ static int handle_response_head(client *c)
             if (!c->upgrading)
                 return fail_request(c, 502, "the origin switched protocols unasked");
             response_plan plan = {c->client_minor, 1, 0, 1};
-            forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
-            evbuffer_add_buffer(out, w->scratch);
+            forward_response_head(hw->scratch, &resp, &plan, c->policy, &vars);
+            evbuffer_add_buffer(out, hw->scratch);
             evbuffer_drain(in, head_len);
             return become_tunnel(c);
         }
@@ -503,8 +713,8 @@ static int handle_response_head(client *c)
             /* HTTP/1.0 clients do not understand interim responses. */
             if (c->client_minor >= 1) {
                 response_plan plan = {c->client_minor, 1, 0, 0};
-                forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
-                evbuffer_add_buffer(out, w->scratch);
+                forward_response_head(hw->scratch, &resp, &plan, c->policy, &vars);
+                evbuffer_add_buffer(out, hw->scratch);
                 sockio_flush(c->cbev);
             }
             evbuffer_drain(in, head_len);
@@ -523,12 +733,12 @@ static int handle_response_head(client *c)
         response_plan plan = {c->client_minor, c->client_keeps, chunked && c->client_minor == 0, 0};
         /* Built aside and moved in once: each add to a bufferevent's output
          * runs its callbacks. */
-        forward_response_head(w->scratch, &resp, &plan, c->policy, &vars);
-        evbuffer_add_buffer(out, w->scratch);
+        forward_response_head(hw->scratch, &resp, &plan, c->policy, &vars);
+        evbuffer_add_buffer(out, hw->scratch);
         evbuffer_drain(in, head_len);
         body_pump_init(&c->resp_body, &framing, c->client_minor >= 1);
         c->resp_started = 1;
-        c->resp_state = R_BODY;
+        set_state(c, CS_RESPONSE_BODY);
         return pump_response_body(c);
     }
 }
@@ -538,7 +748,7 @@ static void origin_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     client *c = arg;
     touch(c);
-    if (c->resp_state == R_HEAD)
+    if (c->state == CS_AWAIT_RESPONSE)
         handle_response_head(c);
     else
         pump_response_body(c);
@@ -550,7 +760,7 @@ static void origin_write_cb(struct bufferevent *bev, void *arg)
     client *c = arg;
     touch(c);
     sockio_flush(bev);
-    if (c->state == C_EXCHANGE && !c->req_body.done)
+    if (!c->req_body.done && (c->state == CS_AWAIT_RESPONSE || c->state == CS_RESPONSE_BODY))
         pump_request_body(c);
 }
 
@@ -560,7 +770,7 @@ static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_EOF) {
         c->origin_eof = 1;
-        if (c->resp_state == R_BODY) {
+        if (c->state == CS_RESPONSE_BODY) {
             pump_response_body(c);
             return;
         }
@@ -578,200 +788,24 @@ static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
     fail_request(c, 502, "the connection to the origin failed");
 }
 
-/* ---- requests ---------------------------------------------------------- */
+/* ======================================================================
+ * Client-side events, and the listener kind.
+ * ====================================================================== */
 
-/* Counts fields of a known kind. */
-static size_t count_fields(const http_request *req, http_known kind)
+static int exchanging(const client *c)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < req->nfields; i++)
-        n += req->fields[i].known == kind;
-    return n;
+    return c->state == CS_AWAIT_RESPONSE || c->state == CS_RESPONSE_BODY;
 }
-
-static int method_is(const http_request *req, const char *m)
-{
-    size_t n = strlen(m);
-    return req->method_len == n && memcmp(req->method, m, n) == 0;
-}
-
-static int same_route(const route *a, const route *b)
-{
-    return a->action == b->action && strcmp(a->country, b->country) == 0 &&
-           strcmp(a->session, b->session) == 0;
-}
-
-/* Decides where the request goes (route.h) and sets the origin to reach;
- * drops a kept connection that leads elsewhere. Returns 1 to go on. A
- * blocked request is answered here, and what fail_request returned comes
- * back: 0 (the client is closing) or -1 (gone); either way the request
- * must go no further. */
-static int set_origin(client *c, const target *t, const http_request *req)
-{
-    credentials cred = {0};
-    route_input in = {t->host, &cred, NULL, 0, c->listener};
-    /* The last of each field counts, as a later header overrides an earlier one. */
-    for (size_t i = 0; i < req->nfields; i++) {
-        const http_field *f = &req->fields[i];
-        if (f->known == HF_PROXY_AUTHORIZATION) {
-            credentials parsed;
-            if (credentials_from_basic(f->value, f->value_len, &parsed) == 0)
-                cred = parsed;
-        } else if (f->known == HF_X_ANONPROXY_COUNTRY &&
-                   country_code_parse(f->value, f->value_len, NULL)) {
-            in.header_country = f->value;
-            in.header_country_len = f->value_len;
-        }
-    }
-    route rt;
-    route_decide(c->w->cfg, &in, &rt);
-    c->policy = rt.policy ? rt.policy : c->listener->policy;
-    if (rt.action == ROUTE_BLOCK) {
-        char detail[300];
-        snprintf(detail, sizeof detail, "blocked by route %s", rt.why);
-        return fail_request(c, 403, detail);
-    }
-    if (c->ubev && (c->up_port != t->port || strcmp(c->up_host, t->host) != 0 ||
-                    !same_route(&rt, &c->up_route)))
-        free_origin(c);
-    c->up_route = rt;
-    memcpy(c->up_host, t->host, sizeof c->up_host);
-    c->up_port = t->port;
-    snprintf(c->up_authority, sizeof c->up_authority, "%.*s", (int)t->authority_len, t->authority);
-    return 1;
-}
-
-static int handle_connect(client *c, const http_request *req, size_t head_len)
-{
-    const config *cfg = c->w->cfg;
-    target t;
-    int rc;
-
-    if (target_parse_authority(req->target, req->target_len, &t) < 0)
-        return fail_request(c, 400, "CONNECT needs a host:port target");
-    if (!config_connect_port_allowed(cfg, t.port))
-        return fail_request(c, 403, "CONNECT to this port is not allowed");
-    if (count_fields(req, HF_CONTENT_LENGTH) || count_fields(req, HF_TRANSFER_ENCODING))
-        return fail_request(c, 400, "a CONNECT request has no body");
-    /* A tunnel always gets a connection of its own. */
-    free_origin(c);
-    if ((rc = set_origin(c, &t, req)) != 1)
-        return rc;
-    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
-    c->is_connect = 1;
-    return start_connect(c);
-}
-
-/* CONNECT's origin connection is up: confirm and become a tunnel. */
-static int tunnel_established(client *c)
-{
-    evbuffer_add(bufferevent_get_output(c->cbev), "HTTP/1.1 200 Connection established\r\n\r\n", 39);
-    return become_tunnel(c);
-}
-
-static int handle_request(client *c, const http_request *req, size_t head_len)
-{
-    target t;
-    http_framing framing;
-    int status, rc;
-
-    if (method_is(req, "CONNECT"))
-        return handle_connect(c, req, head_len);
-    if (method_is(req, "TRACE"))
-        return fail_request(c, 405, "TRACE is refused: it would echo identifying headers");
-    if (count_fields(req, HF_HOST) > 1)
-        return fail_request(c, 400, "more than one Host field");
-    if (target_parse_absolute(req->target, req->target_len, &t) < 0)
-        return fail_request(c, 400, "malformed request-target");
-    switch (t.form) {
-    case TARGET_HTTP:
-        break;
-    case TARGET_HTTPS:
-        return fail_request(c, 400, "https:// URLs go through a CONNECT tunnel (use the proxy for HTTPS with CONNECT)");
-    case TARGET_ORIGIN:
-        return fail_request(c, 400, "this is a proxy: requests must use an absolute URL (http://host/path)");
-    case TARGET_OTHER:
-        return fail_request(c, 400, "unsupported request-target (only http:// URLs and CONNECT)");
-    }
-    if ((status = http_request_framing(req, &framing)) != 0)
-        return fail_request(c, status, status == 501 ? "unknown transfer coding"
-                                                     : "ambiguous request body framing");
-
-    c->is_head = method_is(req, "HEAD");
-    c->upgrading = forward_wants_upgrade(req);
-    c->client_minor = req->version_minor;
-    c->client_keep_alive = forward_client_keep_alive(req);
-    if ((rc = set_origin(c, &t, req)) != 1)
-        return rc;
-    evbuffer_drain(c->request_head, (size_t)-1);
-    policy_vars vars = vars_of(c, t.host);
-    forward_request_head(c->request_head, req, &t, c->upgrading, c->policy, &vars);
-    body_pump_init(&c->req_body, &framing, 1);
-    /* The head's bytes are no longer needed: req and t point into them. */
-    evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
-
-    if (c->ubev && c->w->cfg->reuse == REUSE_CLIENT) {
-        c->up_reused = 1;
-        return send_request(c);
-    }
-    free_origin(c);
-    return start_connect(c);
-}
-
-/* Looks for a complete request head in the client's input and acts on it. */
-static int handle_head(client *c)
-{
-    worker *w = c->w;
-    const config *cfg = w->cfg;
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
-    size_t len = evbuffer_get_length(in);
-
-    if (len == 0)
-        return 0;
-    if (!c->head_started) {
-        c->head_started = 1;
-        set_timer(c, cfg->timeouts.header_ms);
-    }
-    const char *buf;
-    long found = find_head(in, cfg->limits.max_header_bytes, &c->head_scan, &buf);
-    if (found < 0)
-        return fail_request(c, 431, "request head too large");
-    if (found == 0)
-        return 0;
-    size_t head_len = (size_t)found;
-    http_request req;
-    int status;
-    req.fields = w->scratch_fields;
-    event_del(c->timer);
-    c->resp_started = 0;
-    if (http_parse_request(buf, head_len, &w->limits, &req, &status) < 0)
-        return fail_request(c, status, status == 414 ? "request-target too long"
-                                       : status == 431 ? "request header fields too large"
-                                       : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported"
-                                                       : "malformed request");
-    return handle_request(c, &req, head_len);
-}
-
-/* ---- client-side events ------------------------------------------------ */
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
+    (void)bev;
     client *c = arg;
-    switch (c->state) {
-    case C_HEAD:
+    if (c->state == CS_READ_HEAD) {
         handle_head(c);
-        break;
-    case C_EXCHANGE:
-        if (!c->req_body.done) {
-            touch(c);
-            pump_request_body(c);
-        }
-        break;
-    case C_CLOSING:
-        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
-        break;
-    case C_CONNECTING:
-        break;
+    } else if (exchanging(c) && !c->req_body.done) {
+        touch(c);
+        pump_request_body(c);
     }
 }
 
@@ -780,18 +814,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     client *c = arg;
     touch(c);
     sockio_flush(bev);
-    if (c->state == C_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            close_after_flush(c);
-    } else if (c->state == C_EXCHANGE && c->resp_state == R_BODY) {
+    if (c->state == CS_RESPONSE_BODY)
         pump_response_body(c);
-    }
-}
-
-/* Bytes of earlier responses not yet written to the client. */
-static int output_pending(const client *c)
-{
-    return evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0;
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -800,13 +824,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     client *c = arg;
 
     if (what & BEV_EVENT_EOF) {
-        if ((c->state == C_EXCHANGE || c->state == C_CONNECTING) && c->req_body.done) {
+        if ((exchanging(c) || c->state == CS_CONNECTING) && c->req_body.done) {
             /* A client may half-close once its request is sent; the response
              * still goes to it, then the connection closes. */
             c->client_eof = 1;
             return;
         }
-        if (c->state == C_HEAD && output_pending(c)) {
+        if (c->state == CS_READ_HEAD && output_pending(c)) {
             /* What was already answered is delivered before closing. */
             close_after_flush(c);
             return;
@@ -820,8 +844,8 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     client *c = arg;
-    int delivering = c->state == C_HEAD && !c->head_started && output_pending(c);
-    if (c->state == C_EXCHANGE || delivering) {
+    int delivering = c->state == CS_READ_HEAD && !c->head_started && output_pending(c);
+    if (exchanging(c) || delivering) {
         unsigned left = io_left(c);
         if (left)
             set_timer(c, left);
@@ -831,10 +855,10 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
             fail_request(c, 408, "the request body stalled");
         else
             fail_request(c, 504, "the origin did not answer in time");
-    } else if (c->state == C_HEAD && c->head_started) {
+    } else if (c->state == CS_READ_HEAD && c->head_started) {
         fail_request(c, 408, "the request head was not received in time");
     } else {
-        client_free(c); /* idle keep-alive expired, or lingering is over */
+        client_free(c); /* idle keep-alive expired */
     }
 }
 
@@ -847,7 +871,8 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void client_drain(worker_conn *link)
 {
     client *c = (client *)link;
-    if (c->state == C_HEAD && !c->head_started && (c->served > 0 || c->w->stopping_for_good)) {
+    if (c->state == CS_READ_HEAD && !c->head_started &&
+        (c->served > 0 || c->w->stopping_for_good)) {
         if (output_pending(c))
             close_after_flush(c);
         else
@@ -861,15 +886,16 @@ static void client_destroy(worker_conn *link)
 }
 
 /* Text forms of the peer address, for policy variables. */
-static void describe_peer(const struct sockaddr *sa, int len, char ip[INET6_ADDRSTRLEN], char port[6])
+static void describe_peer(const struct sockaddr *sa, socklen_t len, char ip[INET6_ADDRSTRLEN],
+                          char port[6])
 {
     unsigned p = 0;
     ip[0] = '\0';
-    if (sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &in->sin_addr, ip, INET6_ADDRSTRLEN);
         p = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, INET6_ADDRSTRLEN);
         p = ntohs(in6->sin6_port);
@@ -877,8 +903,8 @@ static void describe_peer(const struct sockaddr *sa, int len, char ip[INET6_ADDR
     snprintf(port, 6, "%u", p);
 }
 
-void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
-                   const struct sockaddr *peer, int peer_len)
+static void client_accept(worker *w, void *state, const listen_config *l, int fd,
+                          const struct sockaddr *peer, socklen_t peer_len)
 {
     const config *cfg = w->cfg;
     client *c = calloc(1, sizeof *c);
@@ -887,13 +913,14 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
         return;
     }
     c->w = w;
+    c->hw = state;
     c->listener = l;
     c->policy = l->policy;
     describe_peer(peer, peer_len, c->peer_ip, c->peer_port);
     c->link.drain = client_drain;
     c->link.destroy = client_destroy;
     worker_conn_add(w, &c->link);
-    c->state = C_HEAD;
+    c->state = CS_READ_HEAD;
     c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, client_timer_cb, c);
     c->request_head = evbuffer_new();
@@ -911,3 +938,62 @@ void client_accept(worker *w, const listen_config *l, evutil_socket_t fd,
     sock_reader_enable(&c->cread);
     set_timer(c, cfg->timeouts.header_ms);
 }
+
+void http_refuse_busy(int fd)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 46\r\n"
+                               "Connection: close\r\n\r\n"
+                               "503 Service Unavailable: too many connections\n";
+    /* Best effort: the socket buffer of a fresh connection has room. */
+    ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+}
+
+static void http_worker_free(void *state)
+{
+    http_worker *hw = state;
+    if (!hw)
+        return;
+    origin_pool_free(hw->pool);
+    free(hw->scratch_fields);
+    if (hw->scratch)
+        evbuffer_free(hw->scratch);
+    free(hw);
+}
+
+static int http_worker_init(worker *w, void **state, char *err, size_t errlen)
+{
+    const limits_config *lim = &w->cfg->limits;
+    http_worker *hw = calloc(1, sizeof *hw);
+    if (hw) {
+        hw->limits = (http_limits){lim->max_header_bytes, lim->max_headers, lim->max_uri_bytes,
+                                   lim->max_line_bytes};
+        hw->scratch = evbuffer_new();
+        hw->scratch_fields = calloc(lim->max_headers, sizeof *hw->scratch_fields);
+        hw->pool = origin_pool_new(w->cfg->timeouts.idle_ms);
+    }
+    if (!hw || !hw->scratch || !hw->scratch_fields || !hw->pool) {
+        http_worker_free(hw);
+        snprintf(err, errlen, "cannot set up worker %u: out of memory", w->id);
+        return -1;
+    }
+    *state = hw;
+    return 0;
+}
+
+/* Idle pooled connections close at once: nothing new will use them. */
+static void http_worker_drain(void *state)
+{
+    http_worker *hw = state;
+    origin_pool_free(hw->pool);
+    hw->pool = NULL;
+}
+
+static const char *const http_keys[] = {"mode", "country", NULL};
+
+const listener_kind http_proxy_kind = {
+    "http", http_keys, http_worker_init, http_worker_drain, http_worker_free, client_accept,
+    http_refuse_busy,
+};

@@ -1,0 +1,89 @@
+/* session.c - see session.h. */
+#include "egress/session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "net/closer.h"
+#include "net/tunnel.h"
+
+/* A session while it connects; it ends as a tunnel or a closing client. */
+typedef struct session {
+    worker_conn link;
+    worker *w;
+    struct bufferevent *client;
+    connect_req *connecting;
+    const egress_replies *replies;
+} session;
+
+static void session_free(session *s)
+{
+    worker_conn_remove(s->w, &s->link);
+    free(s);
+}
+
+static void fail_client(worker *w, struct bufferevent *client, const egress_replies *replies,
+                        int status, const char *detail)
+{
+    log_debug("egress session failed: %d %s", status, detail ? detail : "");
+    replies->failed(bufferevent_get_output(client), status, detail);
+    closer_start(w, client, w->cfg->timeouts.io_ms, CLOSER_LINGER_MS);
+}
+
+static void connected_cb(const connect_result *res, int status, const char *detail, void *arg)
+{
+    session *s = arg;
+    worker *w = s->w;
+    struct bufferevent *client = s->client;
+    const egress_replies *replies = s->replies;
+    /* The tunnel or the closer joins the worker before the session leaves
+     * it, so a draining worker never sees zero connections in between. */
+    s->connecting = NULL;
+    if (status != 0) {
+        fail_client(w, client, replies, status, detail);
+    } else {
+        replies->established(bufferevent_get_output(client), res);
+        tunnel_start(w, client, res->bev);
+    }
+    session_free(s);
+}
+
+/* A stop lets a connecting session finish: it ends as a tunnel (which
+ * drains by itself) or an error, within timeouts.connect. */
+static void session_drain(worker_conn *link)
+{
+    (void)link;
+}
+
+static void session_destroy(worker_conn *link)
+{
+    session *s = (session *)link;
+    if (s->connecting)
+        connector_cancel(s->connecting);
+    bufferevent_free(s->client);
+    session_free(s);
+}
+
+void egress_tunnel(worker *w, struct bufferevent *client, const egress_dest *dest,
+                   const egress_replies *replies)
+{
+    session *s = calloc(1, sizeof *s);
+    if (!s) {
+        fail_client(w, client, replies, 500, "out of memory");
+        return;
+    }
+    s->w = w;
+    s->client = client;
+    s->replies = replies;
+    s->link.drain = session_drain;
+    s->link.destroy = session_destroy;
+    worker_conn_add(w, &s->link);
+    s->connecting = connector_start(w, NULL, dest->rt, dest->host, dest->port, 1, dest->client_ip,
+                                    connected_cb, s);
+    if (!s->connecting) {
+        fail_client(w, client, replies, 500, "out of memory");
+        session_free(s);
+    }
+}
