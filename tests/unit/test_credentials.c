@@ -503,11 +503,13 @@ static void test_base64_340_characters(void **state)
     plain[200] = ':';
     memset(plain + 201, 'p', 54);
     v = basic_value("Basic ", plain, 255);
-    assert_int_equal(strlen(v), 6 + 340);
-    assert_int_equal(from_basic(v, &c), 0);
+    size_t len = strlen(v);
+    int rc = from_basic(v, &c);
+    free(v);
+    assert_int_equal(len, 6 + 340);
+    assert_int_equal(rc, 0);
     assert_int_equal(strlen(c.user), 200);
     assert_int_equal(strlen(c.pass), 54);
-    free(v);
 }
 
 int main(void)
