@@ -3,7 +3,8 @@
  * credentials_parse: the "-KEY-VALUE" gateway options in the user name
  * (country-XX uppercased, session-ID cut at CRED_MAX_SESSION), options in
  * any order, words that are not options (or a country that is not two
- * letters) staying part of the account, empty words from repeated dashes,
+ * letters) staying part of the account (and belonging to nothing after the
+ * first option), empty words from repeated dashes,
  * a name made only of options, input cut at CRED_MAX_USER / CRED_MAX_PASS,
  * input that is not NUL-terminated.
  * credentials_from_basic: "Basic <base64 user:pass>" with a case-insensitive
@@ -177,6 +178,18 @@ static void test_country_not_two_letters(void **state)
     expect_user("alice-country", "alice-country", "", "");
     /* A bad country before a good one: the good one counts, the bad one is account. */
     expect_user("alice-country-xyz-country-it", "alice-country-xyz", "IT", "");
+}
+
+/* After the first option the account is settled: a bad country (or any
+ * other word) there belongs to nothing. The header's "belongs to the account
+ * name" holds only for words before the first option; the code drops the
+ * later ones, and the options after them still count. */
+static void test_bad_country_after_an_option_belongs_to_nothing(void **state)
+{
+    (void)state;
+    expect_user("alice-session-s1-country-deu", "alice", "", "s1");
+    expect_user("alice-session-s1-country-deu-country-at", "alice", "AT", "s1");
+    expect_user("alice-country-de-session", "alice", "DE", "");
 }
 
 static void test_unknown_words_belong_to_account(void **state)
@@ -519,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_country_and_session),
         cmocka_unit_test(test_options_in_any_order),
         cmocka_unit_test(test_country_not_two_letters),
+        cmocka_unit_test(test_bad_country_after_an_option_belongs_to_nothing),
         cmocka_unit_test(test_unknown_words_belong_to_account),
         cmocka_unit_test(test_repeated_dashes),
         cmocka_unit_test(test_name_only_options),
