@@ -8,6 +8,8 @@
  * the caller is told how much there is and reports back what it took.
  */
 #include "http/chunked.h"
+
+#include "core/util.h"
 #include "http/http_chars.h"
 
 enum {
@@ -29,17 +31,6 @@ enum {
 /* 16 hex digits fill a uint64_t, so a size within the limit cannot overflow. */
 #define MAX_SIZE_DIGITS 16
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void start_size_line(chunked_decoder *d)
 {
     d->state = CS_SIZE;
@@ -57,7 +48,7 @@ void chunked_init(chunked_decoder *d)
 /* Reads one byte of the size line (CR excluded). Returns 0 or -1. */
 static int size_line_byte(chunked_decoder *d, unsigned char c)
 {
-    int v = hex_value(c);
+    int v = hex_digit_value(c);
 
     if (++d->line_bytes > CHUNKED_MAX_LINE)
         return -1;
