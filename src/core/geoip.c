@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "core/geoip.h"
+#include "core/util.h"
 
 #define GEO_DEFAULT_DB "geo/geo-whois-asn-country.mmdb"
 
@@ -65,20 +66,11 @@ static const char *const country_paths[][3] = {
     {"country_code", NULL, NULL},
 };
 
-/* Copies a two-letter ASCII code, upper-cased, to cc. Anything else in the
+/* Takes a two-letter ASCII code, upper-cased, into cc. Anything else in the
  * field is treated as no country rather than passed on to callers. */
 static int take_code(const MMDB_entry_data_s *d, char cc[3])
 {
-    if (d->type != MMDB_DATA_TYPE_UTF8_STRING || d->data_size != 2)
-        return 0;
-    for (int i = 0; i < 2; i++) {
-        char c = (char)(d->utf8_string[i] & ~0x20);   /* ASCII upper case */
-        if (c < 'A' || c > 'Z')
-            return 0;
-        cc[i] = c;
-    }
-    cc[2] = '\0';
-    return 1;
+    return d->type == MMDB_DATA_TYPE_UTF8_STRING && country_code_parse(d->utf8_string, d->data_size, cc);
 }
 
 int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
@@ -103,7 +95,7 @@ int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
         return -1;
     if (!res.found_entry)
         return 0;
-    for (size_t i = 0; i < sizeof country_paths / sizeof country_paths[0]; i++) {
+    for (size_t i = 0; i < ARRAY_LEN(country_paths); i++) {
         MMDB_entry_data_s d;
         status = MMDB_aget_value(&res.entry, &d, country_paths[i]);
         /* A path the record does not have is reported either way. */
