@@ -303,12 +303,8 @@ static int answer_progress(probe *p, size_t *body_len)
         *body_len = (size_t)p->framing.length;
         return 1;
     }
-    /* Chunked: payload moves left over the framing it replaces. */
-    while (p->framing.kind == BODY_CHUNKED && p->rd < p->len) {
-        size_t skip;
-        uint64_t data;
-        chunked_result r = chunked_next(&p->chunks, p->answer + p->rd, p->len - p->rd, &skip, &data);
-        p->rd += skip;
+    if (p->framing.kind == BODY_CHUNKED) {
+        chunked_result r = chunked_decode_in_place(&p->chunks, p->answer, p->len, &p->rd, &p->wr);
         if (r == CHUNKED_ERROR) {
             check_failed(p, "the judge's answer has a malformed chunked body");
             return -1;
@@ -316,13 +312,6 @@ static int answer_progress(probe *p, size_t *body_len)
         if (r == CHUNKED_DONE) {
             *body_len = p->wr - p->head;
             return 1;
-        }
-        if (r == CHUNKED_DATA) {
-            size_t n = p->len - p->rd < data ? p->len - p->rd : (size_t)data;
-            memmove(p->answer + p->wr, p->answer + p->rd, n);
-            p->wr += n;
-            p->rd += n;
-            chunked_consume(&p->chunks, n);
         }
     }
     return 0; /* BODY_CLOSE is whole only at EOF */

@@ -9,6 +9,8 @@
  */
 #include "http/chunked.h"
 
+#include <string.h>
+
 #include "core/util.h"
 #include "http/http_chars.h"
 
@@ -204,4 +206,22 @@ void chunked_consume(chunked_decoder *d, uint64_t n)
 int chunked_done(const chunked_decoder *d)
 {
     return d->state == CS_DONE;
+}
+
+chunked_result chunked_decode_in_place(chunked_decoder *d, char *buf, size_t len, size_t *rd,
+                                       size_t *wr)
+{
+    for (;;) {
+        size_t skip;
+        uint64_t data;
+        chunked_result r = chunked_next(d, buf + *rd, len - *rd, &skip, &data);
+        *rd += skip;
+        if (r != CHUNKED_DATA)
+            return r;
+        size_t n = len - *rd < data ? len - *rd : (size_t)data;
+        memmove(buf + *wr, buf + *rd, n);
+        *wr += n;
+        *rd += n;
+        chunked_consume(d, n);
+    }
 }

@@ -351,7 +351,7 @@ static int fill_to(verifier *v, const conn *l, reply *r, size_t want)
     return 0;
 }
 
-/* Decodes the chunked body that starts at r->buf[start], in place. */
+/* Reads the chunked body that starts at r->buf[start] and decodes it in place. */
 static int read_chunked(verifier *v, const conn *l, reply *r, size_t start)
 {
     chunked_decoder d;
@@ -359,24 +359,13 @@ static int read_chunked(verifier *v, const conn *l, reply *r, size_t start)
 
     chunked_init(&d);
     for (;;) {
-        if (rd == r->len && fill_to(v, l, r, rd + 1) < 0)
-            return -1;
-        size_t skip;
-        uint64_t data;
-        chunked_result cr = chunked_next(&d, r->buf + rd, r->len - rd, &skip, &data);
-        rd += skip;
+        chunked_result cr = chunked_decode_in_place(&d, r->buf, r->len, &rd, &wr);
         if (cr == CHUNKED_ERROR)
             return fail(v, "%s sent a malformed chunked body", l->what);
         if (cr == CHUNKED_DONE)
             break;
-        if (cr == CHUNKED_DATA) {
-            size_t n = r->len - rd < data ? r->len - rd : (size_t)data;
-            /* Payload only ever moves left over the framing it replaces. */
-            memmove(r->buf + wr, r->buf + rd, n);
-            wr += n;
-            rd += n;
-            chunked_consume(&d, n);
-        }
+        if (fill_to(v, l, r, r->len + 1) < 0)
+            return -1;
     }
     r->body_len = wr - start;
     return 0;
