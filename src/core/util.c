@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int hex_digit_value(unsigned char c)
@@ -60,6 +61,14 @@ unsigned long elapsed_ms(const struct timeval *from, const struct timeval *to)
     struct timeval d;
     timersub(to, from, &d);
     return (unsigned long)d.tv_sec * 1000 + (unsigned long)d.tv_usec / 1000;
+}
+
+void monotonic_now(struct timeval *now)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now->tv_sec = ts.tv_sec;
+    now->tv_usec = (suseconds_t)(ts.tv_nsec / 1000);
 }
 
 int exe_dir(char *dir, size_t len)

@@ -35,6 +35,10 @@ int country_code_parse(const char *s, size_t len, char cc[3]);
 /* Milliseconds from `from` to `to`, 0 when `to` is earlier. */
 unsigned long elapsed_ms(const struct timeval *from, const struct timeval *to);
 
+/* The time on the monotonic clock, for elapsed_ms: durations and deadlines
+ * must not jump when the wall clock is set. */
+void monotonic_now(struct timeval *now);
+
 /* An intrusive doubly-linked list: a `list_link` embedded in each element
  * and one as the sentinel head. The list never owns its elements. */
 typedef struct list_link {

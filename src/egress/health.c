@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "egress/chain.h"
@@ -52,6 +51,7 @@
 #include "core/geoip.h"
 #include "http/http_parser.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "http/target.h"
 
 #define HEALTH_MAX_ANSWER 65536  /* the judge's whole answer, head and body */
@@ -68,7 +68,7 @@ typedef struct probe {
 
     /* The check in flight. At most one of dial, walk and bev is set. */
     int busy;
-    struct timespec started;
+    struct timeval started;        /* monotonic_now() */
     struct event *deadline;        /* (owned; kept from check to check) */
     dial *dial;
     chain_walk *walk;
@@ -106,18 +106,19 @@ struct health {
 
 /* ---- time -------------------------------------------------------------- */
 
-static unsigned elapsed_ms(const struct timespec *since)
+/* Milliseconds since the check in flight started. */
+static unsigned check_ms(const probe *p)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (unsigned)((now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000);
+    struct timeval now;
+    monotonic_now(&now);
+    return (unsigned)elapsed_ms(&p->started, &now);
 }
 
 /* What is left of the check's timeout, at least 1 ms: the deadline timer,
  * not a zero timeout, is what ends an overdue check. */
 static unsigned remaining_ms(const probe *p)
 {
-    unsigned timeout = p->c->cfg->health.timeout_ms, spent = elapsed_ms(&p->started);
+    unsigned timeout = p->c->cfg->health.timeout_ms, spent = check_ms(p);
     return spent < timeout ? timeout - spent : 1;
 }
 
@@ -195,7 +196,7 @@ static void probe_release(probe *p)
 static void check_end(probe *p, const char *why)
 {
     checker *c = p->c;
-    unsigned ms = elapsed_ms(&p->started);
+    unsigned ms = check_ms(p);
 
     probe_release(p);
     p->busy = 0;
@@ -432,7 +433,7 @@ static void check_start(probe *p)
 
     p->busy = 1;
     c->running++;
-    clock_gettime(CLOCK_MONOTONIC, &p->started);
+    monotonic_now(&p->started);
     if (evtimer_add(p->deadline, &timeout) < 0 ||
         !(p->dial = dial_start(c->base, c->dns, c->cfg, first->host, first->port,
                                c->cfg->health.timeout_ms, 0, on_dialled, p)))

@@ -25,13 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http/chunked.h"
 #include "http/http_parser.h"
 #include "front/judge.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define VERIFY_MAX_HEAD 65536
 #define VERIFY_MAX_FIELDS 200
@@ -72,7 +72,7 @@ typedef struct verifier {
 typedef struct conn {
     int fd;
     const char *what;                /* "the judge", "the proxy": for messages */
-    struct timespec deadline;
+    struct timeval deadline;         /* monotonic_now() */
 } conn;
 
 /* One response; body points into buf. */
@@ -218,19 +218,20 @@ static int url_parse(verifier *v, const char *text, int is_proxy, url *u)
 
 /* ---- I/O with a deadline ----------------------------------------------- */
 
-static long remaining_ms(const conn *l)
+/* What is left of the exchange's deadline, 0 once it has passed. */
+static unsigned long remaining_ms(const conn *l)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (l->deadline.tv_sec - now.tv_sec) * 1000 + (l->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    struct timeval now;
+    monotonic_now(&now);
+    return elapsed_ms(&now, &l->deadline);
 }
 
 /* Applies what is left of the deadline to the socket. Returns 0, or -1 when
  * nothing is left. */
 static int arm(verifier *v, const conn *l, const char *doing)
 {
-    long ms = remaining_ms(l);
-    if (ms <= 0)
+    unsigned long ms = remaining_ms(l);
+    if (ms == 0)
         return fail(v, "%s %s: timed out", doing, l->what);
     struct timeval tv = ms_to_timeval((unsigned)ms);
     if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
@@ -252,17 +253,13 @@ static int dial(verifier *v, conn *l, const url *to, const char *what)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
     char port[8];
+    struct timeval timeout = ms_to_timeval(v->timeout_ms);
     int rc, e = 0;
 
     l->fd = -1;
     l->what = what;
-    clock_gettime(CLOCK_MONOTONIC, &l->deadline);
-    l->deadline.tv_sec += v->timeout_ms / 1000;
-    l->deadline.tv_nsec += (long)(v->timeout_ms % 1000) * 1000000;
-    if (l->deadline.tv_nsec >= 1000000000) {
-        l->deadline.tv_sec++;
-        l->deadline.tv_nsec -= 1000000000;
-    }
+    monotonic_now(&l->deadline);
+    timeradd(&l->deadline, &timeout, &l->deadline);
 
     hints.ai_family = v->source.ss_family;
     snprintf(port, sizeof port, "%u", to->port);
