@@ -37,6 +37,22 @@ size_t percent_decode(const char *s, size_t len, int plus_is_space, char *out)
     return o;
 }
 
+int percent_check(const char *s, size_t len, size_t *decoded_len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%')
+            continue;
+        if (i + 2 >= len || hex_digit_value((unsigned char)s[i + 1]) < 0 ||
+            hex_digit_value((unsigned char)s[i + 2]) < 0)
+            return -1;
+        n -= 2;
+        i += 2;
+    }
+    *decoded_len = n;
+    return 0;
+}
+
 int country_code_parse(const char *s, size_t len, char cc[3])
 {
     if (len != 2)

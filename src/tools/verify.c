@@ -99,37 +99,6 @@ static int fail(verifier *v, const char *fmt, ...)
 
 /* ---- URLs -------------------------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-        return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (size outlen). Returns 0 or -1. */
-static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (k + 1 >= outlen)
-            return -1;
-        out[k++] = (char)c;
-    }
-    out[k] = '\0';
-    return 0;
-}
-
 /* Parses "http://[user:pass@]host[:port][/path]". A proxy URL must give a
  * port and no path; a judge URL must not give credentials and defaults to
  * port 80 and path "/". Errors say what is wrong, without the password. */
@@ -156,11 +125,13 @@ static int url_parse(verifier *v, const char *text, int is_proxy, url *u)
         if (*p == '@')
             at = p;
     if (at) {
+        size_t encoded = (size_t)(at - auth), plain;
         if (!is_proxy)
             return fail(v, "%s must not carry credentials", what);
-        if (!memchr(auth, ':', (size_t)(at - auth)) ||
-            pct_decode(auth, (size_t)(at - auth), u->userinfo, sizeof u->userinfo) < 0)
+        if (!memchr(auth, ':', encoded) || percent_check(auth, encoded, &plain) < 0 ||
+            plain >= sizeof u->userinfo)
             return fail(v, "%s: credentials must be user:password (percent-encoded)", what);
+        percent_decode(auth, encoded, 0, u->userinfo);
         auth_len -= (size_t)(at + 1 - auth);
         auth = at + 1;
     }
