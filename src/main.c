@@ -18,11 +18,11 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/geoip.h"
 #include "egress/health.h"
 #include "front/judge.h"
 #include "core/log.h"
 #include "http/policy.h"
+#include "tools/geo_cmd.h"
 #include "tools/verify.h"
 #include "net/worker.h"
 
