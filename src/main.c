@@ -21,13 +21,14 @@
 #include "egress/health.h"
 #include "front/judge.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "http/policy.h"
 #include "tools/geo_cmd.h"
+#include "tools/upstreams_cmd.h"
 #include "tools/verify.h"
 #include "net/worker.h"
 
 #define ANONPROXY_VERSION "0.1.0"
-#define DEFAULT_CONFIG "anonproxy.json"
 
 /* Tools that live in the same binary: `anonproxy NAME ARGS...`. Each takes
  * its own options, argv[0] being its name. */
