@@ -193,6 +193,15 @@ static void test_multi_chunk_one_byte_at_a_time(void **state)
     reader_free(&r);
 }
 
+/* The length of the next piece of a random split: 1 to max bytes, and no
+ * more than the `left` there are. */
+static size_t piece_len(uint32_t *rng, size_t max, size_t left)
+{
+    *rng = *rng * 1103515245u + 12345u;
+    size_t n = 1 + (*rng >> 16) % max;
+    return n < left ? n : left;
+}
+
 static void test_multi_chunk_random_splits(void **state)
 {
     const size_t total = sizeof multi_msg - 1;
@@ -206,11 +215,7 @@ static void test_multi_chunk_random_splits(void **state)
 
         reader_init(&r);
         while (pos < total) {
-            size_t n;
-            rng = rng * 1103515245u + 12345u;
-            n = 1 + (rng >> 16) % 24;
-            if (n > total - pos)
-                n = total - pos;
+            size_t n = piece_len(&rng, 24, total - pos);
             assert_int_equal(res, CHUNKED_MORE);
             res = feed(&r, multi_msg + pos, n);
             pos += n;
@@ -360,11 +365,7 @@ static void test_in_place_as_bytes_arrive(void **state)
 
         chunked_init(&d);
         while (len < total) {
-            size_t n;
-            rng = rng * 1103515245u + 12345u;
-            n = 1 + (rng >> 16) % 16;
-            if (n > total - len)
-                n = total - len;
+            size_t n = piece_len(&rng, 16, total - len);
             assert_int_equal(res, CHUNKED_MORE);
             memcpy(buf + len, multi_msg + len, n);
             len += n;
