@@ -20,16 +20,18 @@
 #include "conf/config_load.h"
 #include "core/geoip.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "egress/health.h"
 #include "egress/upstream.h"
 #include "http/policy.h"
 #include "net/listener.h"
 #include "net/worker.h"
+#include "tools/geo_cmd.h"
 #include "tools/judge_cmd.h"
+#include "tools/upstreams_cmd.h"
 #include "tools/verify.h"
 
 #define ANONPROXY_VERSION "0.1.0"
-#define DEFAULT_CONFIG "anonproxy.json"
 
 /* Tools that live in the same binary: `anonproxy NAME ARGS...`. Each takes
  * its own options, argv[0] being its name. */

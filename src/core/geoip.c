@@ -1,11 +1,10 @@
-/* geoip.c - country lookups in MaxMind DB files, and `anonproxy geo`.
+/* geoip.c - country lookups in MaxMind DB files.
  *
  * A thin layer over libmaxminddb: it hides the record layout (see geoip.h)
  * and IPv4-mapped addresses from callers, who only want two letters.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <maxminddb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -14,8 +13,7 @@
 #include <sys/stat.h>
 
 #include "core/geoip.h"
-
-#define GEO_DEFAULT_DB "geo/geo-whois-asn-country.mmdb"
+#include "core/util.h"
 
 struct geoip {
     MMDB_s mmdb;
@@ -65,20 +63,11 @@ static const char *const country_paths[][3] = {
     {"country_code", NULL, NULL},
 };
 
-/* Copies a two-letter ASCII code, upper-cased, to cc. Anything else in the
+/* Takes a two-letter ASCII code, upper-cased, into cc. Anything else in the
  * field is treated as no country rather than passed on to callers. */
 static int take_code(const MMDB_entry_data_s *d, char cc[3])
 {
-    if (d->type != MMDB_DATA_TYPE_UTF8_STRING || d->data_size != 2)
-        return 0;
-    for (int i = 0; i < 2; i++) {
-        char c = (char)(d->utf8_string[i] & ~0x20);   /* ASCII upper case */
-        if (c < 'A' || c > 'Z')
-            return 0;
-        cc[i] = c;
-    }
-    cc[2] = '\0';
-    return 1;
+    return d->type == MMDB_DATA_TYPE_UTF8_STRING && country_code_parse(d->utf8_string, d->data_size, cc);
 }
 
 int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
@@ -103,7 +92,7 @@ int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
         return -1;
     if (!res.found_entry)
         return 0;
-    for (size_t i = 0; i < sizeof country_paths / sizeof country_paths[0]; i++) {
+    for (size_t i = 0; i < ARRAY_LEN(country_paths); i++) {
         MMDB_entry_data_s d;
         status = MMDB_aget_value(&res.entry, &d, country_paths[i]);
         /* A path the record does not have is reported either way. */
@@ -118,8 +107,7 @@ int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3])
     return 0;
 }
 
-/* Fills ss from a textual IPv4 or IPv6 address; -1 when it is neither. */
-static int parse_ip(const char *text, struct sockaddr_storage *ss)
+int geoip_parse_ip(const char *text, struct sockaddr_storage *ss)
 {
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
@@ -139,68 +127,7 @@ static int parse_ip(const char *text, struct sockaddr_storage *ss)
 int geoip_country_str(const geoip *g, const char *ip, char cc[3])
 {
     struct sockaddr_storage ss;
-    if (parse_ip(ip, &ss) < 0)
+    if (geoip_parse_ip(ip, &ss) < 0)
         return -1;
     return geoip_country(g, (const struct sockaddr *)&ss, cc);
-}
-
-static void geo_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: anonproxy geo [--db FILE] IP...\n"
-            "  prints \"IP COUNTRY\" for each address, \"IP -\" when the country is unknown\n"
-            "  --db FILE    MaxMind DB file (default: " GEO_DEFAULT_DB ", fetched by `make geo`)\n"
-            "  -h, --help   show this help\n");
-}
-
-int geo_main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = GEO_DEFAULT_DB;
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'd': path = optarg; break;
-        case 'h': geo_usage(stdout); return 0;
-        default: geo_usage(stderr); return 1;
-        }
-    }
-    if (optind == argc) {
-        fprintf(stderr, "anonproxy geo: no IP address given\n");
-        geo_usage(stderr);
-        return 1;
-    }
-
-    char err[512];
-    geoip *g = geoip_open(path, err, sizeof err);
-    if (!g) {
-        fprintf(stderr, "anonproxy geo: %s%s\n", err,
-                strcmp(path, GEO_DEFAULT_DB) == 0 ? " (`make geo` fetches it)" : "");
-        return 1;
-    }
-
-    int rc = 0;
-    for (int i = optind; i < argc; i++) {
-        struct sockaddr_storage ss;
-        char cc[3];
-        if (parse_ip(argv[i], &ss) < 0) {
-            fprintf(stderr, "anonproxy geo: '%s' is not an IP address\n", argv[i]);
-            rc = 1;
-            continue;
-        }
-        switch (geoip_country(g, (const struct sockaddr *)&ss, cc)) {
-        case 1: printf("%s %s\n", argv[i], cc); break;
-        case 0: printf("%s -\n", argv[i]); break;
-        default:
-            fprintf(stderr, "anonproxy geo: %s: lookup of %s failed\n", path, argv[i]);
-            rc = 1;
-        }
-    }
-    geoip_close(g);
-    return rc;
 }

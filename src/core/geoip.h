@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* The database `make geo` fetches, relative to the repository root. */
+#define GEOIP_DEFAULT_DB "geo/geo-whois-asn-country.mmdb"
+
 typedef struct geoip geoip;
 
 /* Opens (maps) the database at `path`. Returns a handle owned by the caller,
@@ -42,10 +45,8 @@ int geoip_country(const geoip *g, const struct sockaddr *addr, char cc[3]);
  * "::ffff:192.0.2.1"); -1 also when `ip` is not one. */
 int geoip_country_str(const geoip *g, const char *ip, char cc[3]);
 
-/* `anonproxy geo [--db FILE] IP...`: prints "IP CC" per address, or "IP -"
- * when the country is unknown. Returns the exit status: 0 when every address
- * was looked up, 1 on bad arguments, an unusable database or a failed lookup
- * (with a message on stderr naming the address or the file). */
-int geo_main(int argc, char **argv);
+/* Fills ss from a textual IPv4 or IPv6 address, as geoip_country_str reads
+ * it. Returns 0, or -1 when text is neither. */
+int geoip_parse_ip(const char *text, struct sockaddr_storage *ss);
 
 #endif

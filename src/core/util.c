@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int hex_digit_value(unsigned char c)
@@ -36,6 +37,22 @@ size_t percent_decode(const char *s, size_t len, int plus_is_space, char *out)
     return o;
 }
 
+int percent_check(const char *s, size_t len, size_t *decoded_len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%')
+            continue;
+        if (i + 2 >= len || hex_digit_value((unsigned char)s[i + 1]) < 0 ||
+            hex_digit_value((unsigned char)s[i + 2]) < 0)
+            return -1;
+        n -= 2;
+        i += 2;
+    }
+    *decoded_len = n;
+    return 0;
+}
+
 int country_code_parse(const char *s, size_t len, char cc[3])
 {
     if (len != 2)
@@ -60,6 +77,14 @@ unsigned long elapsed_ms(const struct timeval *from, const struct timeval *to)
     struct timeval d;
     timersub(to, from, &d);
     return (unsigned long)d.tv_sec * 1000 + (unsigned long)d.tv_usec / 1000;
+}
+
+void monotonic_now(struct timeval *now)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now->tv_sec = ts.tv_sec;
+    now->tv_usec = (suseconds_t)(ts.tv_nsec / 1000);
 }
 
 int exe_dir(char *dir, size_t len)

@@ -22,11 +22,17 @@
 /* The value of one hexadecimal digit, or -1. */
 int hex_digit_value(unsigned char c);
 
-/* Decodes %XX escapes of s[0..len) into out (at most len + 1 bytes, always
- * NUL-terminated); a '%' not followed by two hex digits is kept as it is.
- * plus_is_space: '+' decodes to ' ' (query strings). Returns the decoded
- * length; out may hold NUL bytes that came from %00. */
+/* Decodes %XX escapes of s[0..len) into out (the decoded length + 1 bytes,
+ * so len + 1 is always enough; always NUL-terminated); a '%' not followed by
+ * two hex digits is kept as it is. plus_is_space: '+' decodes to ' ' (query
+ * strings). Returns the decoded length; out may hold NUL bytes that came
+ * from %00. */
 size_t percent_decode(const char *s, size_t len, int plus_is_space, char *out);
+
+/* For parsers that reject a stray '%' rather than keep it: checks that every
+ * '%' of s[0..len) starts a %XX escape. Returns 0 with the length
+ * percent_decode will give in *decoded_len, or -1. */
+int percent_check(const char *s, size_t len, size_t *decoded_len);
 
 /* Is s[0..len) two ASCII letters? If so and cc is not NULL, writes them
  * uppercased and NUL-terminated to cc (3 bytes). */
@@ -34,6 +40,10 @@ int country_code_parse(const char *s, size_t len, char cc[3]);
 
 /* Milliseconds from `from` to `to`, 0 when `to` is earlier. */
 unsigned long elapsed_ms(const struct timeval *from, const struct timeval *to);
+
+/* The time on the monotonic clock, for elapsed_ms: durations and deadlines
+ * must not jump when the wall clock is set. */
+void monotonic_now(struct timeval *now);
 
 /* An intrusive doubly-linked list: a `list_link` embedded in each element
  * and one as the sentinel head. The list never owns its elements. */

@@ -27,7 +27,6 @@
  * health.rise successes again like any other down upstream.
  */
 #include "egress/health.h"
-#include "conf/config_load.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,7 +35,6 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "egress/chain.h"
@@ -53,11 +50,11 @@
 #include "core/geoip.h"
 #include "http/http_parser.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "http/target.h"
 
 #define HEALTH_MAX_ANSWER 65536  /* the judge's whole answer, head and body */
 #define HEALTH_MAX_FIELDS 100
-#define DEFAULT_CONFIG "anonproxy.json"
 
 typedef struct checker checker;
 
@@ -69,7 +66,7 @@ typedef struct probe {
 
     /* The check in flight. At most one of dial, walk and bev is set. */
     int busy;
-    struct timespec started;
+    struct timeval started;        /* monotonic_now() */
     struct event *deadline;        /* (owned; kept from check to check) */
     dial *dial;
     chain_walk *walk;
@@ -107,18 +104,19 @@ struct health {
 
 /* ---- time -------------------------------------------------------------- */
 
-static unsigned elapsed_ms(const struct timespec *since)
+/* Milliseconds since the check in flight started. */
+static unsigned check_ms(const probe *p)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (unsigned)((now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000);
+    struct timeval now;
+    monotonic_now(&now);
+    return (unsigned)elapsed_ms(&p->started, &now);
 }
 
 /* What is left of the check's timeout, at least 1 ms: the deadline timer,
  * not a zero timeout, is what ends an overdue check. */
 static unsigned remaining_ms(const probe *p)
 {
-    unsigned timeout = p->c->cfg->health.timeout_ms, spent = elapsed_ms(&p->started);
+    unsigned timeout = p->c->cfg->health.timeout_ms, spent = check_ms(p);
     return spent < timeout ? timeout - spent : 1;
 }
 
@@ -196,7 +194,7 @@ static void probe_release(probe *p)
 static void check_end(probe *p, const char *why)
 {
     checker *c = p->c;
-    unsigned ms = elapsed_ms(&p->started);
+    unsigned ms = check_ms(p);
 
     probe_release(p);
     p->busy = 0;
@@ -304,12 +302,8 @@ static int answer_progress(probe *p, size_t *body_len)
         *body_len = (size_t)p->framing.length;
         return 1;
     }
-    /* Chunked: payload moves left over the framing it replaces. */
-    while (p->framing.kind == BODY_CHUNKED && p->rd < p->len) {
-        size_t skip;
-        uint64_t data;
-        chunked_result r = chunked_next(&p->chunks, p->answer + p->rd, p->len - p->rd, &skip, &data);
-        p->rd += skip;
+    if (p->framing.kind == BODY_CHUNKED) {
+        chunked_result r = chunked_decode_in_place(&p->chunks, p->answer, p->len, &p->rd, &p->wr);
         if (r == CHUNKED_ERROR) {
             check_failed(p, "the judge's answer has a malformed chunked body");
             return -1;
@@ -317,13 +311,6 @@ static int answer_progress(probe *p, size_t *body_len)
         if (r == CHUNKED_DONE) {
             *body_len = p->wr - p->head;
             return 1;
-        }
-        if (r == CHUNKED_DATA) {
-            size_t n = p->len - p->rd < data ? p->len - p->rd : (size_t)data;
-            memmove(p->answer + p->wr, p->answer + p->rd, n);
-            p->wr += n;
-            p->rd += n;
-            chunked_consume(&p->chunks, n);
         }
     }
     return 0; /* BODY_CLOSE is whole only at EOF */
@@ -444,7 +431,7 @@ static void check_start(probe *p)
 
     p->busy = 1;
     c->running++;
-    clock_gettime(CLOCK_MONOTONIC, &p->started);
+    monotonic_now(&p->started);
     if (evtimer_add(p->deadline, &timeout) < 0 ||
         !(p->dial = dial_start(c->base, c->dns, c->cfg, first->host, first->port,
                                c->cfg->health.timeout_ms, 0, on_dialled, p)))
@@ -637,177 +624,4 @@ int health_check_once(const config *cfg, char *err, size_t errlen)
         event_base_dispatch(c.base);
     checker_fini(&c);
     return 0;
-}
-
-/* ---- `anonproxy upstreams` --------------------------------------------- */
-
-/* "proto://host:port" per hop, joined with " -> "; never the credentials. */
-static json_t *upstream_url(const upstream *u)
-{
-    size_t size = u->nhops * (sizeof u->hops[0].host + 32), n = 0;
-    char *text = malloc(size);
-    if (!text)
-        return NULL;
-    for (size_t i = 0; i < u->nhops; i++) {
-        const hop *h = &u->hops[i];
-        int v6 = strchr(h->host, ':') != NULL;
-        n += (size_t)snprintf(text + n, size - n, "%s%s://%s%s%s:%u", i ? " -> " : "",
-                              upstream_proto_name(h->proto), v6 ? "[" : "", h->host, v6 ? "]" : "",
-                              h->port);
-    }
-    json_t *url = json_string(text);
-    free(text);
-    return url;
-}
-
-/* A string, or null when empty. */
-static json_t *string_or_null(const char *s)
-{
-    return s[0] ? json_string(s) : json_null();
-}
-
-/* One upstream's report: the same fields for the table and for --json. */
-static json_t *upstream_report(upstream *u)
-{
-    char cc[3], exit_ip[sizeof u->exit_ip], verdict[sizeof u->verdict];
-    unsigned ms = atomic_load(&u->latency_ms);
-
-    upstream_country(u, cc);
-    pthread_mutex_lock(&u->report_lock);
-    memcpy(exit_ip, u->exit_ip, sizeof exit_ip);
-    memcpy(verdict, u->verdict, sizeof verdict);
-    pthread_mutex_unlock(&u->report_lock);
-    return json_pack("{s:s, s:o?, s:o, s:s, s:s, s:o, s:o, s:o}", "name", u->name, "url",
-                     upstream_url(u), "country", string_or_null(cc), "source",
-                     upstream_country_source_name(atomic_load(&u->country_from)), "health",
-                     atomic_load(&u->healthy) ? "up" : "down", "latency_ms",
-                     ms ? json_integer(ms) : json_null(), "exit_ip", string_or_null(exit_ip),
-                     "verdict", string_or_null(verdict));
-}
-
-/* The table's columns: heading and report field. */
-static const struct column {
-    const char *head, *key;
-} columns[] = {
-    {"NAME", "name"},     {"URL", "url"},           {"COUNTRY", "country"}, {"SOURCE", "source"},
-    {"HEALTH", "health"}, {"LATENCY", "latency_ms"}, {"EXIT IP", "exit_ip"}, {"VERDICT", "verdict"},
-};
-enum { NCOLUMNS = sizeof columns / sizeof *columns };
-
-/* A report field as the table shows it; num holds a formatted number. */
-static const char *cell_text(const json_t *row, const char *key, char num[24])
-{
-    const json_t *f = json_object_get(row, key);
-    if (json_is_integer(f)) {
-        snprintf(num, 24, "%lld ms", (long long)json_integer_value(f));
-        return num;
-    }
-    return json_is_string(f) ? json_string_value(f) : "-";
-}
-
-static void print_cells(const char *const cells[NCOLUMNS], const size_t width[NCOLUMNS])
-{
-    for (int k = 0; k < NCOLUMNS - 1; k++)
-        printf("%-*s  ", (int)width[k], cells[k]);
-    printf("%s\n", cells[NCOLUMNS - 1]);
-}
-
-static void print_table(const json_t *rows)
-{
-    const char *cells[NCOLUMNS];
-    char nums[NCOLUMNS][24];
-    size_t width[NCOLUMNS], i;
-    const json_t *row;
-
-    for (int k = 0; k < NCOLUMNS; k++) {
-        cells[k] = columns[k].head;
-        width[k] = strlen(cells[k]);
-    }
-    json_array_foreach (rows, i, row)
-        for (int k = 0; k < NCOLUMNS; k++) {
-            size_t n = strlen(cell_text(row, columns[k].key, nums[k]));
-            if (n > width[k])
-                width[k] = n;
-        }
-    print_cells(cells, width);
-    json_array_foreach (rows, i, row) {
-        for (int k = 0; k < NCOLUMNS; k++)
-            cells[k] = cell_text(row, columns[k].key, nums[k]);
-        print_cells(cells, width);
-    }
-}
-
-static void upstreams_usage(FILE *out)
-{
-    fprintf(out, "usage: anonproxy upstreams [-c FILE] [--json]\n"
-                 "  -c, --config FILE  configuration file (default: " DEFAULT_CONFIG ")\n"
-                 "  -j, --json         print a JSON array instead of a table\n"
-                 "  -h, --help         show this help\n"
-                 "Exit status: 0 when at least one upstream is up, 1 otherwise.\n");
-}
-
-int upstreams_main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *path = DEFAULT_CONFIG;
-    int as_json = 0, opt;
-
-    while ((opt = getopt_long(argc, argv, "c:jh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': path = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'h': upstreams_usage(stdout); return 0;
-        default: upstreams_usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "anonproxy upstreams: unexpected argument '%s'\n", argv[optind]);
-        upstreams_usage(stderr);
-        return 2;
-    }
-
-    config cfg;
-    char err[1024];
-    if (config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    if (cfg.upstreams->n == 0) {
-        fprintf(stderr, "anonproxy upstreams: no upstreams configured in %s\n", path);
-        config_free(&cfg);
-        return 1;
-    }
-    /* The reasons an upstream is down are logged (stderr), the table is on stdout. */
-    log_set_level(cfg.log_level);
-    signal(SIGPIPE, SIG_IGN);
-    if (health_check_once(&cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "anonproxy upstreams: %s\n", err);
-        config_free(&cfg);
-        return 1;
-    }
-
-    json_t *rows = json_array();
-    int up = 0;
-    for (size_t i = 0; i < cfg.upstreams->n; i++) {
-        upstream *u = &cfg.upstreams->items[i];
-        up |= atomic_load(&u->healthy);
-        json_array_append_new(rows, upstream_report(u));
-    }
-    if (!rows || json_array_size(rows) != cfg.upstreams->n) {
-        fprintf(stderr, "anonproxy upstreams: out of memory\n");
-        up = 0;
-    } else if (as_json) {
-        json_dumpf(rows, stdout, JSON_INDENT(2));
-        putchar('\n');
-    } else {
-        print_table(rows);
-    }
-    json_decref(rows);
-    config_free(&cfg);
-    return up ? 0 : 1;
 }

@@ -23,12 +23,8 @@ health *health_start(const config *cfg, char *err, size_t errlen);
 void health_stop(health *h);
 
 /* Runs one round of checks over every upstream and returns when all are
- * done (for `anonproxy upstreams`). Returns 0, or -1 with err. */
+ * done (for `anonproxy upstreams`, tools/upstreams_cmd.h). Returns 0, or -1
+ * with err. */
 int health_check_once(const config *cfg, char *err, size_t errlen);
-
-/* `anonproxy upstreams [-c FILE] [--json]`: loads the config, checks every
- * upstream once and prints name, URL (without credentials), country and
- * where it came from, health, latency, exit IP and verdict. */
-int upstreams_main(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/geoip.h"
+#include "core/util.h"
 
 static const struct {
     const char *scheme;
@@ -20,7 +21,7 @@ static const struct {
 
 const char *upstream_proto_name(hop_proto p)
 {
-    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+    for (size_t i = 0; i < ARRAY_LEN(schemes); i++)
         if (schemes[i].proto == p)
             return schemes[i].scheme;
     return "?";
@@ -29,30 +30,16 @@ const char *upstream_proto_name(hop_proto p)
 const char *upstream_country_source_name(country_source s)
 {
     static const char *const names[] = {"unknown", "configured", "exit-ip", "host"};
-    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+    return (unsigned)s < ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
-static int hex_value(char c)
+/* Decodes the %XX escapes of a URL's userinfo into a new string (owned by
+ * the caller), or NULL when out of memory. */
+static char *userinfo_decode(const char *s, size_t len)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Decodes the %XX escapes of a URL's userinfo into a new string. */
-static char *percent_decode(const char *s, size_t len)
-{
-    char *out = malloc(len + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            *o++ = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
+    char *out = malloc(len + 1);
+    if (out)
+        percent_decode(s, len, 0, out);
     return out;
 }
 
@@ -111,11 +98,11 @@ int upstream_parse_hop(const char *url, const char *ca_file, hop *h, char *err, 
     memset(h, 0, sizeof *h);
     const char *sep = strstr(url, "://");
     size_t i;
-    for (i = 0; sep && i < sizeof schemes / sizeof *schemes; i++)
+    for (i = 0; sep && i < ARRAY_LEN(schemes); i++)
         if (strlen(schemes[i].scheme) == (size_t)(sep - url) &&
             strncasecmp(url, schemes[i].scheme, (size_t)(sep - url)) == 0)
             break;
-    if (!sep || i == sizeof schemes / sizeof *schemes) {
+    if (!sep || i == ARRAY_LEN(schemes)) {
         snprintf(err, errlen, "\"%s\": unsupported proxy URL (expected http://, https://, socks5://, "
                               "socks5h:// or socks4a://)", url);
         return -1;
@@ -135,8 +122,8 @@ int upstream_parse_hop(const char *url, const char *ca_file, hop *h, char *err, 
     if (at) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
         const char *user_end = colon ? colon : at;
-        h->user = percent_decode(auth, (size_t)(user_end - auth));
-        h->pass = colon ? percent_decode(colon + 1, (size_t)(at - colon - 1)) : strdup("");
+        h->user = userinfo_decode(auth, (size_t)(user_end - auth));
+        h->pass = colon ? userinfo_decode(colon + 1, (size_t)(at - colon - 1)) : strdup("");
         if (!h->user || !h->pass)
             goto oom;
         if (h->proto == HOP_SOCKS5 || h->proto == HOP_SOCKS5H) {

@@ -8,6 +8,10 @@
  * the caller is told how much there is and reports back what it took.
  */
 #include "http/chunked.h"
+
+#include <string.h>
+
+#include "core/util.h"
 #include "http/http_chars.h"
 
 enum {
@@ -29,17 +33,6 @@ enum {
 /* 16 hex digits fill a uint64_t, so a size within the limit cannot overflow. */
 #define MAX_SIZE_DIGITS 16
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void start_size_line(chunked_decoder *d)
 {
     d->state = CS_SIZE;
@@ -57,7 +50,7 @@ void chunked_init(chunked_decoder *d)
 /* Reads one byte of the size line (CR excluded). Returns 0 or -1. */
 static int size_line_byte(chunked_decoder *d, unsigned char c)
 {
-    int v = hex_value(c);
+    int v = hex_digit_value(c);
 
     if (++d->line_bytes > CHUNKED_MAX_LINE)
         return -1;
@@ -213,4 +206,22 @@ void chunked_consume(chunked_decoder *d, uint64_t n)
 int chunked_done(const chunked_decoder *d)
 {
     return d->state == CS_DONE;
+}
+
+chunked_result chunked_decode_in_place(chunked_decoder *d, char *buf, size_t len, size_t *rd,
+                                       size_t *wr)
+{
+    for (;;) {
+        size_t skip;
+        uint64_t data;
+        chunked_result r = chunked_next(d, buf + *rd, len - *rd, &skip, &data);
+        *rd += skip;
+        if (r != CHUNKED_DATA)
+            return r;
+        size_t n = len - *rd < data ? len - *rd : (size_t)data;
+        memmove(buf + *wr, buf + *rd, n);
+        *wr += n;
+        *rd += n;
+        chunked_consume(d, n);
+    }
 }

@@ -55,4 +55,19 @@ void chunked_consume(chunked_decoder *d, uint64_t n);
 /* True once the decoder has seen the whole message. */
 int chunked_done(const chunked_decoder *d);
 
+/* Decodes a chunked body in place, for callers that read a whole (small)
+ * message into one buffer of their own: payload moves left over the framing
+ * it replaces, so nothing is allocated and buf stays the caller's.
+ * *rd is the next framed byte, *wr the end of the payload decoded so far,
+ * both offsets into buf; start both at the body's first byte, with d fresh
+ * from chunked_init. Goes through buf[*rd..len) and returns
+ *   CHUNKED_MORE   all of it is used up: append to buf, call again with the
+ *                  new len (buf may have been moved: only offsets are kept);
+ *   CHUNKED_DONE   the body is whole: the payload is buf[start..*wr), and
+ *                  whatever follows the message starts at *rd;
+ *   CHUNKED_ERROR  malformed framing.
+ * Never CHUNKED_DATA. */
+chunked_result chunked_decode_in_place(chunked_decoder *d, char *buf, size_t len, size_t *rd,
+                                       size_t *wr);
+
 #endif

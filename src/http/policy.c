@@ -24,13 +24,11 @@
 
 #include <event2/buffer.h>
 
+#include "core/util.h"
 #include "http/http_chars.h"
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define MAX_CHAIN 8          /* policies in one extend chain, the loaded one included */
 #define MAX_VALUE_RULES 64   /* set + add + append per side: one bit each in a uint64_t */
-#define PATH_LEN 256         /* JSON paths in messages; longer ones are truncated */
 #define FILE_LEN 4096
 
 /* What a name means to one side: the flags of a slot. */

@@ -25,13 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http/chunked.h"
 #include "http/http_parser.h"
 #include "tools/judge_cmd.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define VERIFY_MAX_HEAD 65536
 #define VERIFY_MAX_FIELDS 200
@@ -72,7 +72,7 @@ typedef struct verifier {
 typedef struct conn {
     int fd;
     const char *what;                /* "the judge", "the proxy": for messages */
-    struct timespec deadline;
+    struct timeval deadline;         /* monotonic_now() */
 } conn;
 
 /* One response; body points into buf. */
@@ -98,37 +98,6 @@ static int fail(verifier *v, const char *fmt, ...)
 }
 
 /* ---- URLs -------------------------------------------------------------- */
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-        return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (size outlen). Returns 0 or -1. */
-static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (k + 1 >= outlen)
-            return -1;
-        out[k++] = (char)c;
-    }
-    out[k] = '\0';
-    return 0;
-}
 
 /* Parses "http://[user:pass@]host[:port][/path]". A proxy URL must give a
  * port and no path; a judge URL must not give credentials and defaults to
@@ -156,11 +125,13 @@ static int url_parse(verifier *v, const char *text, int is_proxy, url *u)
         if (*p == '@')
             at = p;
     if (at) {
+        size_t encoded = (size_t)(at - auth), plain;
         if (!is_proxy)
             return fail(v, "%s must not carry credentials", what);
-        if (!memchr(auth, ':', (size_t)(at - auth)) ||
-            pct_decode(auth, (size_t)(at - auth), u->userinfo, sizeof u->userinfo) < 0)
+        if (!memchr(auth, ':', encoded) || percent_check(auth, encoded, &plain) < 0 ||
+            plain >= sizeof u->userinfo)
             return fail(v, "%s: credentials must be user:password (percent-encoded)", what);
+        percent_decode(auth, encoded, 0, u->userinfo);
         auth_len -= (size_t)(at + 1 - auth);
         auth = at + 1;
     }
@@ -218,19 +189,20 @@ static int url_parse(verifier *v, const char *text, int is_proxy, url *u)
 
 /* ---- I/O with a deadline ----------------------------------------------- */
 
-static long remaining_ms(const conn *l)
+/* What is left of the exchange's deadline, 0 once it has passed. */
+static unsigned long remaining_ms(const conn *l)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (l->deadline.tv_sec - now.tv_sec) * 1000 + (l->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    struct timeval now;
+    monotonic_now(&now);
+    return elapsed_ms(&now, &l->deadline);
 }
 
 /* Applies what is left of the deadline to the socket. Returns 0, or -1 when
  * nothing is left. */
 static int arm(verifier *v, const conn *l, const char *doing)
 {
-    long ms = remaining_ms(l);
-    if (ms <= 0)
+    unsigned long ms = remaining_ms(l);
+    if (ms == 0)
         return fail(v, "%s %s: timed out", doing, l->what);
     struct timeval tv = ms_to_timeval((unsigned)ms);
     if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
@@ -252,17 +224,13 @@ static int dial(verifier *v, conn *l, const url *to, const char *what)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
     char port[8];
+    struct timeval timeout = ms_to_timeval(v->timeout_ms);
     int rc, e = 0;
 
     l->fd = -1;
     l->what = what;
-    clock_gettime(CLOCK_MONOTONIC, &l->deadline);
-    l->deadline.tv_sec += v->timeout_ms / 1000;
-    l->deadline.tv_nsec += (long)(v->timeout_ms % 1000) * 1000000;
-    if (l->deadline.tv_nsec >= 1000000000) {
-        l->deadline.tv_sec++;
-        l->deadline.tv_nsec -= 1000000000;
-    }
+    monotonic_now(&l->deadline);
+    timeradd(&l->deadline, &timeout, &l->deadline);
 
     hints.ai_family = v->source.ss_family;
     snprintf(port, sizeof port, "%u", to->port);
@@ -351,7 +319,7 @@ static int fill_to(verifier *v, const conn *l, reply *r, size_t want)
     return 0;
 }
 
-/* Decodes the chunked body that starts at r->buf[start], in place. */
+/* Reads the chunked body that starts at r->buf[start] and decodes it in place. */
 static int read_chunked(verifier *v, const conn *l, reply *r, size_t start)
 {
     chunked_decoder d;
@@ -359,24 +327,13 @@ static int read_chunked(verifier *v, const conn *l, reply *r, size_t start)
 
     chunked_init(&d);
     for (;;) {
-        if (rd == r->len && fill_to(v, l, r, rd + 1) < 0)
-            return -1;
-        size_t skip;
-        uint64_t data;
-        chunked_result cr = chunked_next(&d, r->buf + rd, r->len - rd, &skip, &data);
-        rd += skip;
+        chunked_result cr = chunked_decode_in_place(&d, r->buf, r->len, &rd, &wr);
         if (cr == CHUNKED_ERROR)
             return fail(v, "%s sent a malformed chunked body", l->what);
         if (cr == CHUNKED_DONE)
             break;
-        if (cr == CHUNKED_DATA) {
-            size_t n = r->len - rd < data ? r->len - rd : (size_t)data;
-            /* Payload only ever moves left over the framing it replaces. */
-            memmove(r->buf + wr, r->buf + rd, n);
-            wr += n;
-            rd += n;
-            chunked_consume(&d, n);
-        }
+        if (fill_to(v, l, r, r->len + 1) < 0)
+            return -1;
     }
     r->body_len = wr - start;
     return 0;

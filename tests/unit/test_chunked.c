@@ -1,4 +1,4 @@
-/* test_chunked.c - unit tests for src/chunked.c. */
+/* test_chunked.c - unit tests for src/http/chunked.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -193,6 +193,15 @@ static void test_multi_chunk_one_byte_at_a_time(void **state)
     reader_free(&r);
 }
 
+/* The length of the next piece of a random split: 1 to max bytes, and no
+ * more than the `left` there are. */
+static size_t piece_len(uint32_t *rng, size_t max, size_t left)
+{
+    *rng = *rng * 1103515245u + 12345u;
+    size_t n = 1 + (*rng >> 16) % max;
+    return n < left ? n : left;
+}
+
 static void test_multi_chunk_random_splits(void **state)
 {
     const size_t total = sizeof multi_msg - 1;
@@ -206,11 +215,7 @@ static void test_multi_chunk_random_splits(void **state)
 
         reader_init(&r);
         while (pos < total) {
-            size_t n;
-            rng = rng * 1103515245u + 12345u;
-            n = 1 + (rng >> 16) % 24;
-            if (n > total - pos)
-                n = total - pos;
+            size_t n = piece_len(&rng, 24, total - pos);
             assert_int_equal(res, CHUNKED_MORE);
             res = feed(&r, multi_msg + pos, n);
             pos += n;
@@ -309,6 +314,91 @@ static void test_trailers_at_max_length(void **state)
 {
     (void)state;
     assert_int_equal(decode_with_trailers(CHUNKED_MAX_TRAILERS), CHUNKED_DONE);
+}
+
+/* ---------------------------------------------------------------------------
+ * In-place decoding
+ * ------------------------------------------------------------------------- */
+
+/* A head before the body and a pipelined request after it, as a reader of a
+ * whole response would hold them in one buffer. */
+#define IN_PLACE_HEAD "HTTP/1.1 200 OK\r\n\r\n"
+#define IN_PLACE_NEXT "GET / HTTP/1.1\r\n"
+
+static void test_in_place_whole(void **state)
+{
+    const size_t start = sizeof IN_PLACE_HEAD - 1, body = sizeof multi_msg - 1;
+    const size_t len = start + body + sizeof IN_PLACE_NEXT - 1;
+    char *buf = malloc(len);
+    chunked_decoder d;
+    size_t rd = start, wr = start;
+
+    (void)state;
+    assert_non_null(buf);
+    memcpy(buf, IN_PLACE_HEAD, start);
+    memcpy(buf + start, multi_msg, body);
+    memcpy(buf + start + body, IN_PLACE_NEXT, len - start - body);
+    chunked_init(&d);
+    assert_int_equal(chunked_decode_in_place(&d, buf, len, &rd, &wr), CHUNKED_DONE);
+    assert_int_equal(wr - start, sizeof multi_payload - 1);
+    assert_memory_equal(buf + start, multi_payload, wr - start);
+    /* The head stays, and what follows the message is left where it was. */
+    assert_memory_equal(buf, IN_PLACE_HEAD, start);
+    assert_int_equal(rd, start + body);
+    assert_memory_equal(buf + rd, IN_PLACE_NEXT, len - rd);
+    free(buf);
+}
+
+/* The bytes arrive a few at a time, appended after what came before: the
+ * call says CHUNKED_MORE, having used up every byte, until the last one. */
+static void test_in_place_as_bytes_arrive(void **state)
+{
+    const size_t total = sizeof multi_msg - 1;
+    char buf[sizeof multi_msg];
+    uint32_t rng = 777;
+
+    (void)state;
+    for (int round = 0; round < 200; round++) {
+        chunked_decoder d;
+        size_t len = 0, rd = 0, wr = 0;
+        chunked_result res = CHUNKED_MORE;
+
+        chunked_init(&d);
+        while (len < total) {
+            size_t n = piece_len(&rng, 16, total - len);
+            assert_int_equal(res, CHUNKED_MORE);
+            memcpy(buf + len, multi_msg + len, n);
+            len += n;
+            res = chunked_decode_in_place(&d, buf, len, &rd, &wr);
+            assert_true(wr <= rd);
+            if (res == CHUNKED_MORE)
+                assert_int_equal(rd, len);
+        }
+        assert_int_equal(res, CHUNKED_DONE);
+        assert_int_equal(rd, total);
+        assert_int_equal(wr, sizeof multi_payload - 1);
+        assert_memory_equal(buf, multi_payload, wr);
+    }
+}
+
+static void test_in_place_empty_and_errors(void **state)
+{
+    char empty[] = "0\r\n\r\n", bad[] = "5\r\nhelloX\r\n0\r\n\r\n";
+    chunked_decoder d;
+    size_t rd = 0, wr = 0;
+
+    (void)state;
+    chunked_init(&d);
+    assert_int_equal(chunked_decode_in_place(&d, empty, 0, &rd, &wr), CHUNKED_MORE);
+    assert_int_equal(chunked_decode_in_place(&d, empty, sizeof empty - 1, &rd, &wr), CHUNKED_DONE);
+    assert_int_equal(rd, sizeof empty - 1);
+    assert_int_equal(wr, 0);
+
+    chunked_init(&d);
+    rd = wr = 0;
+    assert_int_equal(chunked_decode_in_place(&d, bad, sizeof bad - 1, &rd, &wr), CHUNKED_ERROR);
+    assert_int_equal(wr, 5);
+    assert_memory_equal(bad, "hello", 5);
 }
 
 /* ---------------------------------------------------------------------------
@@ -415,6 +505,9 @@ int main(void)
         cmocka_unit_test(test_done_is_sticky_and_leaves_following_bytes),
         cmocka_unit_test(test_size_line_at_max_length),
         cmocka_unit_test(test_trailers_at_max_length),
+        cmocka_unit_test(test_in_place_whole),
+        cmocka_unit_test(test_in_place_as_bytes_arrive),
+        cmocka_unit_test(test_in_place_empty_and_errors),
 
         cmocka_unit_test(test_reject_bad_hex),
         cmocka_unit_test(test_reject_bad_hex_after_digit),

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/geoip.h"
+#include "tools/geo_cmd.h"
 
 /* One test database: its file, and what differs between the layouts. */
 typedef struct testdb {

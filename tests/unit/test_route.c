@@ -28,7 +28,7 @@
 
 #include <event2/util.h>
 
-#include "core/config.h"
+#include "conf/config_load.h"
 #include "egress/credentials.h"
 #include "egress/route.h"
 #include "http/policy.h"
