@@ -33,7 +33,7 @@ LIB_OBJS := $(filter-out $(OBJDIR)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OBJDIR)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps run check unit blackbox bench install clean FORCE
+.PHONY: all deps run check unit structure blackbox bench install clean FORCE
 
 all: $(BUILD)/anonproxy
 
@@ -75,12 +75,17 @@ run: deps
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The layering of src/ (README.md, "Layout"), from the #include lines.
+structure:
+	$(PYTHON) -m pytest -q tests/structure
+
 blackbox: $(BUILD)/anonproxy
 	$(PYTHON) -m pytest -q tests/blackbox
 
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) structure
 	$(MAKE) blackbox
 
 # Speed and memory against squid, tinyproxy, privoxy and haproxy (tests/bench/README.md).

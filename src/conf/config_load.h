@@ -8,9 +8,6 @@
  * kinds (front/kinds.h), policies (http/policy.h; a broken policy file is
  * reported by `anonproxy -t` like any other config error), exits and
  * routes (egress/), the GeoIP database.
- *
- * conf/ sits above front/ and below tools/: it may include any layer but
- * tools/ and main.c.
  */
 #ifndef ANONPROXY_CONFIG_LOAD_H
 #define ANONPROXY_CONFIG_LOAD_H

@@ -11,10 +11,6 @@
  * An HTTP request is the other use of an egress connection: the exchange
  * (front/http_proxy.c) calls connector_start itself and keeps the
  * connection for the request and its response.
- *
- * egress/ holds everything about leaving the proxy: exits and their health,
- * routing, credentials, chains, the connector, the origin pool and
- * sessions. It may include core/, http/ (message syntax) and net/.
  */
 #ifndef ANONPROXY_SESSION_H
 #define ANONPROXY_SESSION_H

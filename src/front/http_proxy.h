@@ -13,10 +13,6 @@
  * same connection or closes it. Pipelined requests are answered one after
  * another, in order. CONNECT hands the client to an egress session
  * (egress/session.h).
- *
- * front/ holds one module per listener kind (and the table of them,
- * kinds.h). It may include every layer below it: core/, http/, net/ and
- * egress/.
  */
 #ifndef ANONPROXY_HTTP_PROXY_H
 #define ANONPROXY_HTTP_PROXY_H

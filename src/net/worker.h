@@ -10,10 +10,6 @@
  * exchange, tunnel, judge connection, lingering close) is linked into its
  * worker so that a graceful shutdown can find idle ones and a final stop
  * can free all.
- *
- * net/ holds the worker, the listeners, socket I/O (sockio), outgoing
- * connections (dial), byte relays (tunnel) and lingering closes (closer).
- * It may include core/ and http/ (message syntax only), nothing above.
  */
 #ifndef ANONPROXY_WORKER_H
 #define ANONPROXY_WORKER_H

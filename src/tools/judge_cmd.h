@@ -3,9 +3,6 @@
  * Both run the "judge" listener kind (front/judge.h) on one worker of a
  * configuration made for the purpose, so the judge they serve is the very
  * one a proxy embeds with its "judge" key.
- *
- * tools/ holds the subcommands (judge, verify, upstreams, geo). A tool may
- * include every layer, main.c excepted.
  */
 #ifndef ANONPROXY_JUDGE_CMD_H
 #define ANONPROXY_JUDGE_CMD_H
