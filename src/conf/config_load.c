@@ -32,8 +32,7 @@
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define MAX_WORKERS 256
 #define MAX_TIMEOUT_SECONDS 86400
-#define MAX_HOPS 8
-#define GEOIP_DEFAULT "geo/geo-whois-asn-country.mmdb"              /* a longer chain is a configuration mistake */    /* longer JSON paths are only truncated in messages */
+#define MAX_HOPS 8 /* a longer chain is a configuration mistake */
 
 /* A repeated key would silently override; any top-level value is decoded so
  * that a non-object gets our "expected an object" message. */
@@ -46,14 +45,14 @@ static const char *const reuse_names[] = {
 };
 
 /* Indexed by config.log_level. */
-static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
 /* Where error messages go, and the file name they start with. */
 typedef struct parser {
     const char *name;
     char *err;
     size_t errlen;
-    json_t *judge;          /* the "judge" value, made a listener once "listen" is known */
+    json_t *judge; /* the "judge" value, made a listener once "listen" is known */
 } parser;
 
 typedef struct field field;
@@ -64,41 +63,49 @@ typedef int parse_fn(parser *p, json_t *v, const char *path, const field *f, voi
 struct field {
     const char *key;
     parse_fn *parse;
-    size_t offset;          /* member of obj filled, for the generic parsers */
-    long long lo, hi;       /* accepted range, for integers */
+    size_t offset;    /* member of obj filled, for the generic parsers */
+    long long lo, hi; /* accepted range, for integers */
 };
 
 /* Writes "FILE: PATH: reason" and returns -1, so callers can `return fail(...)`. */
 __attribute__((format(printf, 3, 4)))
-static int fail(parser *p, const char *path, const char *fmt, ...) {
+static int fail(parser *p, const char *path, const char *fmt, ...)
+{
     char reason[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
+    vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     snprintf(p->err, p->errlen, "%s: %s: %s", p->name, path[0] ? path : "top level", reason);
     return -1;
 }
 
-static char *dup_string(parser *p, const char *path, const char *s) {
+static char *dup_string(parser *p, const char *path, const char *s)
+{
     char *copy = strdup(s);
-    if (!copy) fail(p, path, "out of memory");
+    if (!copy)
+        fail(p, path, "out of memory");
     return copy;
 }
 
 /* ---------------------------------------------------------- typed getters */
 
 static int get_int(parser *p, json_t *v, const char *path, long long lo, long long hi,
-                   long long *out) {
-    if (!json_is_integer(v)) return fail(p, path, "expected an integer");
+                   long long *out)
+{
+    if (!json_is_integer(v))
+        return fail(p, path, "expected an integer");
     *out = json_integer_value(v);
-    if (*out < lo || *out > hi) return fail(p, path, "must be between %lld and %lld", lo, hi);
+    if (*out < lo || *out > hi)
+        return fail(p, path, "must be between %lld and %lld", lo, hi);
     return 0;
 }
 
-static int get_string(parser *p, json_t *v, const char *path, const char **out) {
-    if (!json_is_string(v)) return fail(p, path, "expected a string");
+static int get_string(parser *p, json_t *v, const char *path, const char **out)
+{
+    if (!json_is_string(v))
+        return fail(p, path, "expected a string");
     *out = json_string_value(v);
     return 0;
 }
@@ -106,82 +113,102 @@ static int get_string(parser *p, json_t *v, const char *path, const char **out) 
 /* Returns the index of v's string in names[n], or -1. `what` names the kind
  * of value in the message, which lists the choices. */
 static int get_choice(parser *p, json_t *v, const char *path, const char *what,
-                      const char *const *names, size_t n) {
+                      const char *const *names, size_t n)
+{
     char expected[256] = "";
     const char *s = NULL;
     size_t used = 0;
 
-    if (get_string(p, v, path, &s) < 0) return -1;
+    if (get_string(p, v, path, &s) < 0)
+        return -1;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0) return (int)i;
-    for (size_t i = 0; i < n && used < sizeof(expected); i++) {
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    for (size_t i = 0; i < n && used < sizeof expected; i++) {
         const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
-        used += snprintf(expected + used, sizeof(expected) - used, "%s%s", sep, names[i]);
+        used += snprintf(expected + used, sizeof expected - used, "%s%s", sep, names[i]);
     }
     return fail(p, path, "unknown %s \"%s\" (expected %s)", what, s, expected);
 }
 
 /* Seconds in the file, milliseconds in memory. */
-static int get_ms(parser *p, json_t *v, const char *path, unsigned *out) {
+static int get_ms(parser *p, json_t *v, const char *path, unsigned *out)
+{
     double s;
 
-    if (!json_is_number(v)) return fail(p, path, "expected a number of seconds");
+    if (!json_is_number(v))
+        return fail(p, path, "expected a number of seconds");
     s = json_number_value(v);
     if (!(s > 0 && s <= MAX_TIMEOUT_SECONDS))
         return fail(p, path, "must be > 0 and <= %d seconds", MAX_TIMEOUT_SECONDS);
     *out = (unsigned)(s * 1000 + 0.5);
     /* A positive timeout must not round down to 0, which would mean "none". */
-    if (*out == 0) *out = 1;
+    if (*out == 0)
+        *out = 1;
     return 0;
 }
 
 /* Walks object `v` against `fields`, calling each present key's parser. */
-static int parse_fields(parser *p, json_t *v, const char *path, const field *fields,
-                        size_t nfields, void *obj) {
+static int parse_fields(parser *p, json_t *v, const char *path, const field *fields, size_t nfields,
+                        void *obj)
+{
     const char *key;
     json_t *value;
 
-    if (!json_is_object(v)) return fail(p, path, "expected an object");
-    json_object_foreach(v, key, value) {
+    if (!json_is_object(v))
+        return fail(p, path, "expected an object");
+    json_object_foreach(v, key, value)
+    {
         char child[PATH_LEN];
         const field *f = NULL;
 
-        snprintf(child, sizeof(child), "%s%s%s", path, path[0] ? "." : "", key);
+        snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "." : "", key);
         for (size_t i = 0; i < nfields && !f; i++)
-            if (strcmp(key, fields[i].key) == 0) f = &fields[i];
-        if (!f) return fail(p, child, "unknown key");
-        if (f->parse(p, value, child, f, obj) < 0) return -1;
+            if (strcmp(key, fields[i].key) == 0)
+                f = &fields[i];
+        if (!f)
+            return fail(p, child, "unknown key");
+        if (f->parse(p, value, child, f, obj) < 0)
+            return -1;
     }
     return 0;
 }
 
 /* path + suffix in buf (PATH_LEN bytes); longer paths are only cut in messages. */
-static const char *subpath(char *buf, const char *path, const char *suffix) {
-    if (snprintf(buf, PATH_LEN, "%s%s", path, suffix) >= PATH_LEN) buf[PATH_LEN - 1] = '\0';
+static const char *subpath(char *buf, const char *path, const char *suffix)
+{
+    if (snprintf(buf, PATH_LEN, "%s%s", path, suffix) >= PATH_LEN)
+        buf[PATH_LEN - 1] = '\0';
     return buf;
 }
 
 /* ------------------------------------------------------- generic parsers */
 
-static int parse_size(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_size(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     long long n = 0;
 
-    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0)
+        return -1;
     *(size_t *)((char *)obj + f->offset) = (size_t)n;
     return 0;
 }
 
-static int parse_timeout(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_timeout(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     return get_ms(p, v, path, (unsigned *)((char *)obj + f->offset));
 }
 
 /* Copies a string into the char * member at f->offset (owned by the config). */
-static int parse_owned_string(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_owned_string(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     const char *text = NULL;
     char **slot = (char **)((char *)obj + f->offset);
 
-    if (get_string(p, v, path, &text) < 0) return -1;
-    if (!text[0]) return fail(p, path, "must not be empty");
+    if (get_string(p, v, path, &text) < 0)
+        return -1;
+    if (!text[0])
+        return fail(p, path, "must not be empty");
     free(*slot);
     *slot = dup_string(p, path, text);
     return *slot ? 0 : -1;
@@ -190,20 +217,22 @@ static int parse_owned_string(parser *p, json_t *v, const char *path, const fiel
 /* --------------------------------------------------------------- limits */
 
 static const field limit_fields[] = {
-    { "max_header_bytes", parse_size, offsetof(limits_config, max_header_bytes), 1024, 1048576 },
-    { "max_headers", parse_size, offsetof(limits_config, max_headers), 8, 10000 },
-    { "max_uri_bytes", parse_size, offsetof(limits_config, max_uri_bytes), 64, 1048576 },
-    { "max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576 },
-    { "max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000 },
-    { "buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864 },
+    {"max_header_bytes", parse_size, offsetof(limits_config, max_header_bytes), 1024, 1048576},
+    {"max_headers", parse_size, offsetof(limits_config, max_headers), 8, 10000},
+    {"max_uri_bytes", parse_size, offsetof(limits_config, max_uri_bytes), 64, 1048576},
+    {"max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576},
+    {"max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000},
+    {"buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864},
 };
 
-static int parse_limits(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_limits(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     limits_config *l = &((config *)obj)->limits;
     char child[PATH_LEN];
 
     (void)f;
-    if (parse_fields(p, v, path, limit_fields, ARRAY_LEN(limit_fields), l) < 0) return -1;
+    if (parse_fields(p, v, path, limit_fields, ARRAY_LEN(limit_fields), l) < 0)
+        return -1;
     /* A line longer than the whole head could never be accepted. */
     if (l->max_line_bytes > l->max_header_bytes) {
         subpath(child, path, ".max_line_bytes");
@@ -215,15 +244,16 @@ static int parse_limits(parser *p, json_t *v, const char *path, const field *f, 
 /* ------------------------------------------------------------- timeouts */
 
 static const field timeout_fields[] = {
-    { "connect", parse_timeout, offsetof(timeouts_config, connect_ms), 0, 0 },
-    { "header", parse_timeout, offsetof(timeouts_config, header_ms), 0, 0 },
-    { "idle", parse_timeout, offsetof(timeouts_config, idle_ms), 0, 0 },
-    { "io", parse_timeout, offsetof(timeouts_config, io_ms), 0, 0 },
-    { "tunnel_idle", parse_timeout, offsetof(timeouts_config, tunnel_idle_ms), 0, 0 },
-    { "shutdown", parse_timeout, offsetof(timeouts_config, shutdown_ms), 0, 0 },
+    {"connect", parse_timeout, offsetof(timeouts_config, connect_ms), 0, 0},
+    {"header", parse_timeout, offsetof(timeouts_config, header_ms), 0, 0},
+    {"idle", parse_timeout, offsetof(timeouts_config, idle_ms), 0, 0},
+    {"io", parse_timeout, offsetof(timeouts_config, io_ms), 0, 0},
+    {"tunnel_idle", parse_timeout, offsetof(timeouts_config, tunnel_idle_ms), 0, 0},
+    {"shutdown", parse_timeout, offsetof(timeouts_config, shutdown_ms), 0, 0},
 };
 
-static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     (void)f;
     return parse_fields(p, v, path, timeout_fields, ARRAY_LEN(timeout_fields),
                         &((config *)obj)->timeouts);
@@ -232,56 +262,66 @@ static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f
 /* ------------------------------------------------------------------ dns */
 
 /* A file path checked now, so that -t catches it rather than start-up. */
-static int parse_readable_file(parser *p, json_t *v, const char *path, const field *f, void *obj) {
-    if (parse_owned_string(p, v, path, f, obj) < 0) return -1;
+static int parse_readable_file(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    if (parse_owned_string(p, v, path, f, obj) < 0)
+        return -1;
     const char *file = *(char **)((char *)obj + f->offset);
-    if (access(file, R_OK) < 0) return fail(p, path, "cannot read %s: %s", file, strerror(errno));
+    if (access(file, R_OK) < 0)
+        return fail(p, path, "cannot read %s: %s", file, strerror(errno));
     return 0;
 }
 
 static const field dns_fields[] = {
-    { "resolv_conf", parse_readable_file, offsetof(dns_config, resolv_conf), 0, 0 },
-    { "hosts", parse_readable_file, offsetof(dns_config, hosts), 0, 0 },
+    {"resolv_conf", parse_readable_file, offsetof(dns_config, resolv_conf), 0, 0},
+    {"hosts", parse_readable_file, offsetof(dns_config, hosts), 0, 0},
 };
 
-static int parse_dns(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_dns(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     (void)f;
     return parse_fields(p, v, path, dns_fields, ARRAY_LEN(dns_fields), &((config *)obj)->dns);
 }
 
-
 /* ---------------------------------------------------------------- exits */
 
-
-static int get_country(parser *p, json_t *v, const char *path, char out[3]) {
+static int get_country(parser *p, json_t *v, const char *path, char out[3])
+{
     const char *s = NULL;
 
-    if (get_string(p, v, path, &s) < 0) return -1;
+    if (get_string(p, v, path, &s) < 0)
+        return -1;
     if (!country_code_parse(s, strlen(s), out))
         return fail(p, path, "\"%s\" is not a two-letter country code (e.g. \"DE\")", s);
     return 0;
 }
 
-static int parse_country(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_country(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     return get_country(p, v, path, (char *)obj + f->offset);
 }
 
-static int parse_bool(parser *p, json_t *v, const char *path, const field *f, void *obj) {
-    if (!json_is_boolean(v)) return fail(p, path, "expected true or false");
+static int parse_bool(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    if (!json_is_boolean(v))
+        return fail(p, path, "expected true or false");
     *(int *)((char *)obj + f->offset) = json_is_true(v);
     return 0;
 }
 
-static int parse_unsigned(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_unsigned(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     long long n = 0;
 
-    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0)
+        return -1;
     *(unsigned *)((char *)obj + f->offset) = (unsigned)n;
     return 0;
 }
 
 /* Keeps the JSON value itself, for fields checked once their siblings are known. */
-static int parse_json_ref(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_json_ref(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     (void)p;
     (void)path;
     *(json_t **)((char *)obj + f->offset) = v;
@@ -297,18 +337,19 @@ typedef struct upstream_entry {
 } upstream_entry;
 
 static const field upstream_fields[] = {
-    { "url", parse_json_ref, offsetof(upstream_entry, url), 0, 0 },
-    { "chain", parse_json_ref, offsetof(upstream_entry, chain), 0, 0 },
-    { "name", parse_json_ref, offsetof(upstream_entry, name), 0, 0 },
-    { "country", parse_country, offsetof(upstream_entry, country), 0, 0 },
-    { "weight", parse_unsigned, offsetof(upstream_entry, weight), 1, 1000 },
-    { "ca_file", parse_readable_file, offsetof(upstream_entry, ca_file), 0, 0 },
+    {"url", parse_json_ref, offsetof(upstream_entry, url), 0, 0},
+    {"chain", parse_json_ref, offsetof(upstream_entry, chain), 0, 0},
+    {"name", parse_json_ref, offsetof(upstream_entry, name), 0, 0},
+    {"country", parse_country, offsetof(upstream_entry, country), 0, 0},
+    {"weight", parse_unsigned, offsetof(upstream_entry, weight), 1, 1000},
+    {"ca_file", parse_readable_file, offsetof(upstream_entry, ca_file), 0, 0},
 };
 
 /* Appends an upstream with room for nhops hops; NULL when out of memory. */
-static upstream *add_upstream(parser *p, config *cfg, const char *path, size_t nhops) {
+static upstream *add_upstream(parser *p, config *cfg, const char *path, size_t nhops)
+{
     upstream_set *set = cfg->upstreams;
-    upstream *grown = realloc(set->items, (set->n + 1) * sizeof(*grown));
+    upstream *grown = realloc(set->items, (set->n + 1) * sizeof *grown);
 
     if (!grown) {
         fail(p, path, "out of memory");
@@ -316,8 +357,8 @@ static upstream *add_upstream(parser *p, config *cfg, const char *path, size_t n
     }
     set->items = grown;
     upstream *u = &set->items[set->n];
-    memset(u, 0, sizeof(*u));
-    u->hops = calloc(nhops, sizeof(*u->hops));
+    memset(u, 0, sizeof *u);
+    u->hops = calloc(nhops, sizeof *u->hops);
     if (!u->hops) {
         fail(p, path, "out of memory");
         return NULL;
@@ -328,15 +369,16 @@ static upstream *add_upstream(parser *p, config *cfg, const char *path, size_t n
 }
 
 /* The default name: the URLs without their credentials. */
-static int name_upstream(parser *p, upstream *u, const char *path) {
+static int name_upstream(parser *p, upstream *u, const char *path)
+{
     char name[1024];
     size_t used = 0;
 
     name[0] = '\0';
-    for (size_t i = 0; i < u->nhops && used < sizeof(name); i++) {
+    for (size_t i = 0; i < u->nhops && used < sizeof name; i++) {
         const hop *h = &u->hops[i];
         int v6 = strchr(h->host, ':') != NULL;
-        used += (size_t)snprintf(name + used, sizeof(name) - used, "%s%s://%s%s%s:%u",
+        used += (size_t)snprintf(name + used, sizeof name - used, "%s%s://%s%s%s:%u",
                                  i ? " -> " : "", upstream_proto_name(h->proto), v6 ? "[" : "",
                                  h->host, v6 ? "]" : "", h->port);
     }
@@ -344,24 +386,28 @@ static int name_upstream(parser *p, upstream *u, const char *path) {
     return u->name ? 0 : -1;
 }
 
-static int parse_hop(parser *p, json_t *v, const char *path, const char *ca_file, hop *h) {
+static int parse_hop(parser *p, json_t *v, const char *path, const char *ca_file, hop *h)
+{
     const char *url = NULL;
     char reason[512];
 
-    if (get_string(p, v, path, &url) < 0) return -1;
-    if (upstream_parse_hop(url, ca_file, h, reason, sizeof(reason)) < 0)
+    if (get_string(p, v, path, &url) < 0)
+        return -1;
+    if (upstream_parse_hop(url, ca_file, h, reason, sizeof reason) < 0)
         return fail(p, path, "%s", reason);
     return 0;
 }
 
-static int parse_upstream(parser *p, config *cfg, json_t *v, const char *path) {
+static int parse_upstream(parser *p, config *cfg, json_t *v, const char *path)
+{
     upstream_entry e;
     char child[PATH_LEN];
     const char *name = NULL;
     int rc = -1;
 
-    memset(&e, 0, sizeof(e));
-    if (parse_fields(p, v, path, upstream_fields, ARRAY_LEN(upstream_fields), &e) < 0) goto out;
+    memset(&e, 0, sizeof e);
+    if (parse_fields(p, v, path, upstream_fields, ARRAY_LEN(upstream_fields), &e) < 0)
+        goto out;
     if (!e.url == !e.chain) {
         fail(p, path, "needs exactly one of \"url\" and \"chain\"");
         goto out;
@@ -374,15 +420,17 @@ static int parse_upstream(parser *p, config *cfg, json_t *v, const char *path) {
     }
     if (e.name) {
         subpath(child, path, ".name");
-        if (get_string(p, e.name, child, &name) < 0) goto out;
+        if (get_string(p, e.name, child, &name) < 0)
+            goto out;
     }
     upstream *u = add_upstream(p, cfg, path, e.chain ? json_array_size(e.chain) : 1);
-    if (!u) goto out;
-    memcpy(u->configured_country, e.country, sizeof(u->configured_country));
+    if (!u)
+        goto out;
+    memcpy(u->configured_country, e.country, sizeof u->configured_country);
     u->weight = e.weight;
     for (size_t i = 0; i < u->nhops; i++) {
         char suffix[32];
-        snprintf(suffix, sizeof(suffix), ".chain[%zu]", i);
+        snprintf(suffix, sizeof suffix, ".chain[%zu]", i);
         subpath(child, path, e.chain ? suffix : ".url");
         if (parse_hop(p, e.chain ? json_array_get(e.chain, i) : e.url, child, e.ca_file,
                       &u->hops[i]) < 0)
@@ -394,40 +442,51 @@ out:
     return rc;
 }
 
-static int parse_upstreams(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_upstreams(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     char item[PATH_LEN];
     size_t i;
     json_t *e;
 
     (void)f;
-    if (!json_is_array(v)) return fail(p, path, "expected an array");
-    json_array_foreach(v, i, e) {
-        snprintf(item, sizeof(item), "%s[%zu]", path, i);
-        if (parse_upstream(p, obj, e, item) < 0) return -1;
+    if (!json_is_array(v))
+        return fail(p, path, "expected an array");
+    json_array_foreach(v, i, e)
+    {
+        snprintf(item, sizeof item, "%s[%zu]", path, i);
+        if (parse_upstream(p, obj, e, item) < 0)
+            return -1;
     }
     return 0;
 }
 
 /* A proxy list file: one URL a line, blank lines and '#' comments skipped. */
-static int parse_upstreams_file(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_upstreams_file(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     const char *file = NULL;
     char line[2048], reason[512];
     int lineno = 0, rc = 0;
 
     (void)f;
-    if (get_string(p, v, path, &file) < 0) return -1;
+    if (get_string(p, v, path, &file) < 0)
+        return -1;
     FILE *fp = fopen(file, "r");
-    if (!fp) return fail(p, path, "cannot read %s: %s", file, strerror(errno));
-    while (rc == 0 && fgets(line, sizeof(line), fp)) {
+    if (!fp)
+        return fail(p, path, "cannot read %s: %s", file, strerror(errno));
+    while (rc == 0 && fgets(line, sizeof line, fp)) {
         char *s = line, *end;
         lineno++;
-        while (isspace((unsigned char)*s)) s++;
+        while (isspace((unsigned char)*s))
+            s++;
         end = s + strlen(s);
-        while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
-        if (!*s || *s == '#') continue;
+        while (end > s && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*s || *s == '#')
+            continue;
         upstream *u = add_upstream(p, obj, path, 1);
-        if (!u) rc = -1;
-        else if (upstream_parse_hop(s, NULL, &u->hops[0], reason, sizeof(reason)) < 0)
+        if (!u)
+            rc = -1;
+        else if (upstream_parse_hop(s, NULL, &u->hops[0], reason, sizeof reason) < 0)
             rc = fail(p, path, "%s:%d: %s", file, lineno, reason);
         else
             rc = name_upstream(p, u, path);
@@ -443,29 +502,33 @@ static const char *const strategy_names[] = {
     [STRATEGY_STICKY] = "sticky",
 };
 
-static int parse_strategy(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_strategy(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     int i = get_choice(p, v, path, f->key, strategy_names, ARRAY_LEN(strategy_names));
 
-    if (i < 0) return -1;
+    if (i < 0)
+        return -1;
     ((config *)obj)->upstreams->strategy = (strategy)i;
     return 0;
 }
 
-static int parse_outgoing(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_outgoing(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     config *cfg = obj;
     const char *text = NULL;
     struct sockaddr_in *in = (struct sockaddr_in *)&cfg->outgoing;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&cfg->outgoing;
 
     (void)f;
-    if (get_string(p, v, path, &text) < 0) return -1;
-    memset(&cfg->outgoing, 0, sizeof(cfg->outgoing));
+    if (get_string(p, v, path, &text) < 0)
+        return -1;
+    memset(&cfg->outgoing, 0, sizeof cfg->outgoing);
     if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
-        cfg->outgoing_len = sizeof(*in);
+        cfg->outgoing_len = sizeof *in;
     } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        cfg->outgoing_len = sizeof(*in6);
+        cfg->outgoing_len = sizeof *in6;
     } else {
         return fail(p, path, "\"%s\" is not an IP address", text);
     }
@@ -479,21 +542,23 @@ typedef struct route_entry {
 } route_entry;
 
 static const field route_fields[] = {
-    { "match", parse_json_ref, offsetof(route_entry, match), 0, 0 },
-    { "action", parse_json_ref, offsetof(route_entry, action), 0, 0 },
-    { "country", parse_json_ref, offsetof(route_entry, country), 0, 0 },
-    { "mode", parse_owned_string, offsetof(route_entry, mode), 0, 0 },
+    {"match", parse_json_ref, offsetof(route_entry, match), 0, 0},
+    {"action", parse_json_ref, offsetof(route_entry, action), 0, 0},
+    {"country", parse_json_ref, offsetof(route_entry, country), 0, 0},
+    {"mode", parse_owned_string, offsetof(route_entry, mode), 0, 0},
 };
 
-static int parse_route(parser *p, json_t *v, const char *path, route_rule *r) {
-    static const char *const actions[] = { "direct", "block", "upstream" };
+static int parse_route(parser *p, json_t *v, const char *path, route_rule *r)
+{
+    static const char *const actions[] = {"direct", "block", "upstream"};
     route_entry e;
     char child[PATH_LEN], reason[256];
     const char *match = NULL;
     int action = -1;
 
-    memset(&e, 0, sizeof(e));
-    if (parse_fields(p, v, path, route_fields, ARRAY_LEN(route_fields), &e) < 0) goto fail;
+    memset(&e, 0, sizeof e);
+    if (parse_fields(p, v, path, route_fields, ARRAY_LEN(route_fields), &e) < 0)
+        goto fail;
     r->mode = e.mode;
     e.mode = NULL;
     subpath(child, path, ".match");
@@ -501,18 +566,23 @@ static int parse_route(parser *p, json_t *v, const char *path, route_rule *r) {
         fail(p, path, "missing \"match\"");
         goto fail;
     }
-    if (get_string(p, e.match, child, &match) < 0) goto fail;
-    if (route_parse_match(match, r, reason, sizeof(reason)) < 0) {
+    if (get_string(p, e.match, child, &match) < 0)
+        goto fail;
+    if (route_parse_match(match, r, reason, sizeof reason) < 0) {
         fail(p, child, "%s", reason);
         goto fail;
     }
-    if (!(r->match = dup_string(p, child, match))) goto fail;
-    subpath(child, path, ".country");
-    if (e.country && get_country(p, e.country, child, r->country) < 0) goto fail;
-    subpath(child, path, ".action");
-    if (e.action && (action = get_choice(p, e.action, child, "action", actions, ARRAY_LEN(actions))) < 0)
+    if (!(r->match = dup_string(p, child, match)))
         goto fail;
-    if (action < 0) action = e.country ? ROUTE_UPSTREAM : -1;
+    subpath(child, path, ".country");
+    if (e.country && get_country(p, e.country, child, r->country) < 0)
+        goto fail;
+    subpath(child, path, ".action");
+    if (e.action &&
+        (action = get_choice(p, e.action, child, "action", actions, ARRAY_LEN(actions))) < 0)
+        goto fail;
+    if (action < 0)
+        action = e.country ? ROUTE_UPSTREAM : -1;
     if (action < 0) {
         fail(p, path, "needs a \"country\" or an \"action\"");
         goto fail;
@@ -528,28 +598,34 @@ fail:
     return -1;
 }
 
-static int parse_routes(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_routes(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     config *cfg = obj;
     char item[PATH_LEN];
 
     (void)f;
-    if (!json_is_array(v)) return fail(p, path, "expected an array");
+    if (!json_is_array(v))
+        return fail(p, path, "expected an array");
     /* Counted before filling, so config_free() cleans up a partial array. */
     cfg->nroutes = json_array_size(v);
-    cfg->routes = calloc(cfg->nroutes + 1, sizeof(*cfg->routes));
-    if (!cfg->routes) return fail(p, path, "out of memory");
+    cfg->routes = calloc(cfg->nroutes + 1, sizeof *cfg->routes);
+    if (!cfg->routes)
+        return fail(p, path, "out of memory");
     for (size_t i = 0; i < cfg->nroutes; i++) {
-        snprintf(item, sizeof(item), "%s[%zu]", path, i);
-        if (parse_route(p, json_array_get(v, i), item, &cfg->routes[i]) < 0) return -1;
+        snprintf(item, sizeof item, "%s[%zu]", path, i);
+        if (parse_route(p, json_array_get(v, i), item, &cfg->routes[i]) < 0)
+            return -1;
     }
     return 0;
 }
 
 /* judge_url must be an http:// URL the health checker can request. */
-static int parse_judge_url(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_judge_url(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     target t;
 
-    if (parse_owned_string(p, v, path, f, obj) < 0) return -1;
+    if (parse_owned_string(p, v, path, f, obj) < 0)
+        return -1;
     const char *url = *(char **)((char *)obj + f->offset);
     if (target_parse_absolute(url, strlen(url), &t) < 0 || t.form != TARGET_HTTP)
         return fail(p, path, "\"%s\" is not an http:// URL", url);
@@ -557,20 +633,23 @@ static int parse_judge_url(parser *p, json_t *v, const char *path, const field *
 }
 
 static const field health_fields[] = {
-    { "interval", parse_timeout, offsetof(health_config, interval_ms), 0, 0 },
-    { "timeout", parse_timeout, offsetof(health_config, timeout_ms), 0, 0 },
-    { "rise", parse_unsigned, offsetof(health_config, rise), 1, 100 },
-    { "fall", parse_unsigned, offsetof(health_config, fall), 1, 100 },
-    { "judge_url", parse_judge_url, offsetof(health_config, judge_url), 0, 0 },
+    {"interval", parse_timeout, offsetof(health_config, interval_ms), 0, 0},
+    {"timeout", parse_timeout, offsetof(health_config, timeout_ms), 0, 0},
+    {"rise", parse_unsigned, offsetof(health_config, rise), 1, 100},
+    {"fall", parse_unsigned, offsetof(health_config, fall), 1, 100},
+    {"judge_url", parse_judge_url, offsetof(health_config, judge_url), 0, 0},
 };
 
-static int parse_health(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_health(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     (void)f;
-    return parse_fields(p, v, path, health_fields, ARRAY_LEN(health_fields), &((config *)obj)->health);
+    return parse_fields(p, v, path, health_fields, ARRAY_LEN(health_fields),
+                        &((config *)obj)->health);
 }
 
 /* Checked now, made a listener of kind "judge" by add_judge_listener. */
-static int parse_judge(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_judge(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     struct sockaddr_storage addr;
     socklen_t len;
     const char *text = NULL;
@@ -578,8 +657,9 @@ static int parse_judge(parser *p, json_t *v, const char *path, const field *f, v
 
     (void)f;
     (void)obj;
-    if (get_string(p, v, path, &text) < 0) return -1;
-    if (config_parse_address(text, &addr, &len, reason, sizeof(reason)) < 0)
+    if (get_string(p, v, path, &text) < 0)
+        return -1;
+    if (config_parse_address(text, &addr, &len, reason, sizeof reason) < 0)
         return fail(p, path, "%s", reason);
     p->judge = v;
     return 0;
@@ -587,65 +667,75 @@ static int parse_judge(parser *p, json_t *v, const char *path, const field *f, v
 
 /* --------------------------------------------------------------- listen */
 
-static int set_listen_address(parser *p, listen_config *l, const char *path, const char *text) {
+static int set_listen_address(parser *p, listen_config *l, const char *path, const char *text)
+{
     char reason[256];
 
-    if (config_parse_address(text, &l->addr, &l->addr_len, reason, sizeof(reason)) < 0)
+    if (config_parse_address(text, &l->addr, &l->addr_len, reason, sizeof reason) < 0)
         return fail(p, path, "%s", reason);
     l->address = dup_string(p, path, text);
     return l->address ? 0 : -1;
 }
 
-static int parse_listen_address(parser *p, json_t *v, const char *path, const field *f,
-                                void *obj) {
+static int parse_listen_address(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     const char *text = NULL;
 
     (void)f;
-    if (get_string(p, v, path, &text) < 0) return -1;
+    if (get_string(p, v, path, &text) < 0)
+        return -1;
     return set_listen_address(p, obj, path, text);
 }
 
-static int parse_listen_kind(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_listen_kind(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     const char *names[LISTENER_KINDS_MAX];
     int i;
 
-    for (size_t k = 0; k < nlistener_kinds; k++) names[k] = listener_kinds[k]->name;
-    if ((i = get_choice(p, v, path, f->key, names, nlistener_kinds)) < 0) return -1;
+    for (size_t k = 0; k < nlistener_kinds; k++)
+        names[k] = listener_kinds[k]->name;
+    if ((i = get_choice(p, v, path, f->key, names, nlistener_kinds)) < 0)
+        return -1;
     ((listen_config *)obj)->kind = listener_kinds[i];
     return 0;
 }
 
 static const field listen_fields[] = {
-    { "address", parse_listen_address, 0, 0, 0 },
-    { "kind", parse_listen_kind, 0, 0, 0 },
-    { "mode", parse_owned_string, offsetof(listen_config, mode), 0, 0 },
-    { "country", parse_country, offsetof(listen_config, country), 0, 0 },
+    {"address", parse_listen_address, 0, 0, 0},
+    {"kind", parse_listen_kind, 0, 0, 0},
+    {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0},
+    {"country", parse_country, offsetof(listen_config, country), 0, 0},
 };
 
-static int kind_takes(const listener_kind *kind, const char *key) {
+static int kind_takes(const listener_kind *kind, const char *key)
+{
     for (const char *const *k = kind->keys; *k; k++)
-        if (strcmp(*k, key) == 0) return 1;
+        if (strcmp(*k, key) == 0)
+            return 1;
     return 0;
 }
 
 /* Each kind takes only its own keys: a "mode" on a judge would be ignored. */
-static int check_kind_keys(parser *p, json_t *v, const char *item, const listen_config *l) {
+static int check_kind_keys(parser *p, json_t *v, const char *item, const listen_config *l)
+{
     const char *key;
     json_t *value;
     char child[2 * PATH_LEN];
 
     (void)value;
-    json_object_foreach(v, key, value) {
+    json_object_foreach(v, key, value)
+    {
         if (strcmp(key, "address") == 0 || strcmp(key, "kind") == 0 || kind_takes(l->kind, key))
             continue;
-        snprintf(child, sizeof(child), "%.*s.%.*s", PATH_LEN, item, PATH_LEN - 1, key);
+        snprintf(child, sizeof child, "%.*s.%.*s", PATH_LEN, item, PATH_LEN - 1, key);
         return fail(p, child, "not a key of a \"%s\" listener", l->kind->name);
     }
     return 0;
 }
 
 /* Fails when cfg->listen[i] repeats the address of an earlier listener. */
-static int check_unique_address(parser *p, const config *cfg, size_t i, const char *path) {
+static int check_unique_address(parser *p, const config *cfg, size_t i, const char *path)
+{
     const listen_config *l = &cfg->listen[i];
 
     for (size_t j = 0; j < i; j++)
@@ -655,7 +745,8 @@ static int check_unique_address(parser *p, const config *cfg, size_t i, const ch
     return 0;
 }
 
-static int parse_listen(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_listen(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     config *cfg = obj;
     char item[PATH_LEN], child[PATH_LEN];
 
@@ -664,45 +755,55 @@ static int parse_listen(parser *p, json_t *v, const char *path, const field *f, 
         return fail(p, path, "expected a non-empty array");
     /* Counted before filling, so config_free() cleans up a partial array. */
     cfg->nlisten = json_array_size(v);
-    cfg->listen = calloc(cfg->nlisten, sizeof(*cfg->listen));
-    if (!cfg->listen) return fail(p, path, "out of memory");
+    cfg->listen = calloc(cfg->nlisten, sizeof *cfg->listen);
+    if (!cfg->listen)
+        return fail(p, path, "out of memory");
     for (size_t i = 0; i < cfg->nlisten; i++) {
         listen_config *l = &cfg->listen[i];
         json_t *entry = json_array_get(v, i);
 
         l->kind = listener_kinds[0];
-        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        snprintf(item, sizeof item, "%s[%zu]", path, i);
         if (parse_fields(p, entry, item, listen_fields, ARRAY_LEN(listen_fields), l) < 0)
             return -1;
-        if (!l->address) return fail(p, item, "missing \"address\"");
-        if (check_kind_keys(p, entry, item, l) < 0) return -1;
-        snprintf(child, sizeof(child), "%s[%zu].address", path, i);
-        if (check_unique_address(p, cfg, i, child) < 0) return -1;
+        if (!l->address)
+            return fail(p, item, "missing \"address\"");
+        if (check_kind_keys(p, entry, item, l) < 0)
+            return -1;
+        snprintf(child, sizeof child, "%s[%zu].address", path, i);
+        if (check_unique_address(p, cfg, i, child) < 0)
+            return -1;
     }
     return 0;
 }
 
 /* The default listener when "listen" is absent. */
-static int add_default_listener(parser *p, config *cfg) {
-    cfg->listen = calloc(1, sizeof(*cfg->listen));
-    if (!cfg->listen) return fail(p, "listen", "out of memory");
+static int add_default_listener(parser *p, config *cfg)
+{
+    cfg->listen = calloc(1, sizeof *cfg->listen);
+    if (!cfg->listen)
+        return fail(p, "listen", "out of memory");
     cfg->nlisten = 1;
     cfg->listen[0].kind = listener_kinds[0];
     return set_listen_address(p, cfg->listen, "listen", DEFAULT_LISTEN);
 }
 
 /* "judge": ADDRESS becomes the last listener, of kind "judge". */
-static int add_judge_listener(parser *p, config *cfg) {
+static int add_judge_listener(parser *p, config *cfg)
+{
     const listener_kind *judge = NULL;
     listen_config *grown;
 
-    if (!p->judge) return 0;
+    if (!p->judge)
+        return 0;
     for (size_t k = 0; k < nlistener_kinds; k++)
-        if (strcmp(listener_kinds[k]->name, "judge") == 0) judge = listener_kinds[k];
-    grown = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*grown));
-    if (!grown) return fail(p, "judge", "out of memory");
+        if (strcmp(listener_kinds[k]->name, "judge") == 0)
+            judge = listener_kinds[k];
+    grown = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof *grown);
+    if (!grown)
+        return fail(p, "judge", "out of memory");
     cfg->listen = grown;
-    memset(&cfg->listen[cfg->nlisten], 0, sizeof(*grown));
+    memset(&cfg->listen[cfg->nlisten], 0, sizeof *grown);
     cfg->listen[cfg->nlisten++].kind = judge;
     if (set_listen_address(p, &cfg->listen[cfg->nlisten - 1], "judge",
                            json_string_value(p->judge)) < 0)
@@ -713,44 +814,52 @@ static int add_judge_listener(parser *p, config *cfg) {
 /* -------------------------------------------------------- connect_ports */
 
 /* Parses "lo-hi" with 1 <= lo <= hi <= 65535. */
-static int parse_port_range(const char *s, port_range *r) {
+static int parse_port_range(const char *s, port_range *r)
+{
     unsigned long lo, hi;
     char *end;
 
     /* strtoul would accept signs and spaces; ranges are digits only. */
-    if (s[0] < '0' || s[0] > '9') return -1;
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
     errno = 0;
     lo = strtoul(s, &end, 10);
-    if (*end != '-' || end[1] < '0' || end[1] > '9') return -1;
+    if (*end != '-' || end[1] < '0' || end[1] > '9')
+        return -1;
     hi = strtoul(end + 1, &end, 10);
-    if (*end || errno || lo < 1 || lo > hi || hi > 65535) return -1;
+    if (*end || errno || lo < 1 || lo > hi || hi > 65535)
+        return -1;
     r->lo = (unsigned short)lo;
     r->hi = (unsigned short)hi;
     return 0;
 }
 
-static int parse_connect_ports(parser *p, json_t *v, const char *path, const field *f,
-                               void *obj) {
+static int parse_connect_ports(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     config *cfg = obj;
     char item[PATH_LEN];
     size_t i;
     json_t *e;
 
     (void)f;
-    if (!json_is_array(v)) return fail(p, path, "expected an array");
+    if (!json_is_array(v))
+        return fail(p, path, "expected an array");
     /* Never NULL, even when empty: NULL means "all ports allowed". */
-    cfg->connect_ports = calloc(json_array_size(v) + 1, sizeof(*cfg->connect_ports));
-    if (!cfg->connect_ports) return fail(p, path, "out of memory");
-    json_array_foreach(v, i, e) {
+    cfg->connect_ports = calloc(json_array_size(v) + 1, sizeof *cfg->connect_ports);
+    if (!cfg->connect_ports)
+        return fail(p, path, "out of memory");
+    json_array_foreach(v, i, e)
+    {
         port_range *r = &cfg->connect_ports[i];
         long long port = 0;
 
-        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        snprintf(item, sizeof item, "%s[%zu]", path, i);
         if (json_is_string(e)) {
             if (parse_port_range(json_string_value(e), r) < 0)
                 return fail(p, item, "bad port range \"%s\"", json_string_value(e));
         } else {
-            if (get_int(p, e, item, 1, 65535, &port) < 0) return -1;
+            if (get_int(p, e, item, 1, 65535, &port) < 0)
+                return -1;
             r->lo = r->hi = (unsigned short)port;
         }
         cfg->nconnect_ports++;
@@ -760,62 +869,70 @@ static int parse_connect_ports(parser *p, json_t *v, const char *path, const fie
 
 /* ------------------------------------------------------------ top level */
 
-static int parse_reuse(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_reuse(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     int i = get_choice(p, v, path, f->key, reuse_names, ARRAY_LEN(reuse_names));
 
-    if (i < 0) return -1;
+    if (i < 0)
+        return -1;
     ((config *)obj)->reuse = (upstream_reuse)i;
     return 0;
 }
 
-static int parse_log_level(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_log_level(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     int i = get_choice(p, v, path, f->key, log_level_names, ARRAY_LEN(log_level_names));
 
-    if (i < 0) return -1;
+    if (i < 0)
+        return -1;
     ((config *)obj)->log_level = i;
     return 0;
 }
 
-static unsigned online_cpus(void) {
+static unsigned online_cpus(void)
+{
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
     /* Capped so the default obeys the same bound as an explicit value. */
     return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
 }
 
-static int parse_workers(parser *p, json_t *v, const char *path, const field *f, void *obj) {
+static int parse_workers(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
     long long n = 0;
 
-    if (get_int(p, v, path, f->lo, f->hi, &n) < 0) return -1;
+    if (get_int(p, v, path, f->lo, f->hi, &n) < 0)
+        return -1;
     ((config *)obj)->workers = n == 0 ? online_cpus() : (unsigned)n;
     return 0;
 }
 
 static const field config_fields[] = {
-    { "listen", parse_listen, 0, 0, 0 },
-    { "mode", parse_owned_string, offsetof(config, mode), 0, 0 },
-    { "policies", parse_owned_string, offsetof(config, policies_dir), 0, 0 },
-    { "proxy_name", parse_owned_string, offsetof(config, proxy_name), 0, 0 },
-    { "workers", parse_workers, 0, 0, MAX_WORKERS },   /* 0 = one per CPU */
-    { "upstream_reuse", parse_reuse, 0, 0, 0 },
-    { "connect_ports", parse_connect_ports, 0, 0, 0 },
-    { "log_level", parse_log_level, 0, 0, 0 },
-    { "limits", parse_limits, 0, 0, 0 },
-    { "timeouts", parse_timeouts, 0, 0, 0 },
-    { "dns", parse_dns, 0, 0, 0 },
-    { "upstreams", parse_upstreams, 0, 0, 0 },
-    { "upstreams_file", parse_upstreams_file, 0, 0, 0 },
-    { "strategy", parse_strategy, 0, 0, 0 },
-    { "geoip", parse_owned_string, offsetof(config, geoip_path), 0, 0 },
-    { "outgoing_address", parse_outgoing, 0, 0, 0 },
-    { "routes", parse_routes, 0, 0, 0 },
-    { "country_header", parse_bool, offsetof(config, country_header), 0, 0 },
-    { "failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16 },
-    { "health", parse_health, 0, 0, 0 },
-    { "judge", parse_judge, 0, 0, 0 },
+    {"listen", parse_listen, 0, 0, 0},
+    {"mode", parse_owned_string, offsetof(config, mode), 0, 0},
+    {"policies", parse_owned_string, offsetof(config, policies_dir), 0, 0},
+    {"proxy_name", parse_owned_string, offsetof(config, proxy_name), 0, 0},
+    {"workers", parse_workers, 0, 0, MAX_WORKERS}, /* 0 = one per CPU */
+    {"upstream_reuse", parse_reuse, 0, 0, 0},
+    {"connect_ports", parse_connect_ports, 0, 0, 0},
+    {"log_level", parse_log_level, 0, 0, 0},
+    {"limits", parse_limits, 0, 0, 0},
+    {"timeouts", parse_timeouts, 0, 0, 0},
+    {"dns", parse_dns, 0, 0, 0},
+    {"upstreams", parse_upstreams, 0, 0, 0},
+    {"upstreams_file", parse_upstreams_file, 0, 0, 0},
+    {"strategy", parse_strategy, 0, 0, 0},
+    {"geoip", parse_owned_string, offsetof(config, geoip_path), 0, 0},
+    {"outgoing_address", parse_outgoing, 0, 0, 0},
+    {"routes", parse_routes, 0, 0, 0},
+    {"country_header", parse_bool, offsetof(config, country_header), 0, 0},
+    {"failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16},
+    {"health", parse_health, 0, 0, 0},
+    {"judge", parse_judge, 0, 0, 0},
 };
 
-static void set_defaults(config *cfg) {
+static void set_defaults(config *cfg)
+{
     cfg->workers = online_cpus();
     cfg->reuse = REUSE_CLIENT;
     cfg->log_level = 2;
@@ -845,55 +962,66 @@ static void set_defaults(config *cfg) {
 }
 
 /* Joins a directory and a relative path into a new string (NULL when out of memory). */
-static char *join_path(const char *dir, const char *rel) {
+static char *join_path(const char *dir, const char *rel)
+{
     size_t len = strlen(dir) + 1 + strlen(rel) + 1;
     char *out = malloc(len);
-    if (out) snprintf(out, len, "%s/%s", dir, rel);
+    if (out)
+        snprintf(out, len, "%s/%s", dir, rel);
     return out;
 }
 
 /* The first existing policies folder of: beside the config file, beside the
  * binary's folder (a build tree: build/../policies), and the installed
  * share/anonproxy/policies. Falls back to the first, for the error message. */
-static char *default_policies_dir(const char *config_name) {
+static char *default_policies_dir(const char *config_name)
+{
     char here[PATH_MAX], bin_dir[PATH_MAX], *candidates[3] = {NULL, NULL, NULL}, *found = NULL;
 
-    snprintf(here, sizeof(here), "%s", config_name);
+    snprintf(here, sizeof here, "%s", config_name);
     candidates[0] = join_path(dirname(here), "policies");
-    if (exe_dir(bin_dir, sizeof(bin_dir)) == 0) {
+    if (exe_dir(bin_dir, sizeof bin_dir) == 0) {
         candidates[1] = join_path(bin_dir, "../policies");
         candidates[2] = join_path(bin_dir, "../share/anonproxy/policies");
     }
     for (size_t i = 0; i < ARRAY_LEN(candidates) && !found; i++)
-        if (candidates[i] && access(candidates[i], R_OK | X_OK) == 0) found = candidates[i];
-    if (!found) found = candidates[0];
+        if (candidates[i] && access(candidates[i], R_OK | X_OK) == 0)
+            found = candidates[i];
+    if (!found)
+        found = candidates[0];
     for (size_t i = 0; i < ARRAY_LEN(candidates); i++)
-        if (candidates[i] != found) free(candidates[i]);
+        if (candidates[i] != found)
+            free(candidates[i]);
     return found;
 }
 
 /* Defaults that depend on where the files are, or are strings to own. */
-static int set_default_strings(parser *p, config *cfg, const char *name) {
-    if (!cfg->mode && !(cfg->mode = dup_string(p, "mode", "elite"))) return -1;
-    if (!cfg->proxy_name && !(cfg->proxy_name = dup_string(p, "proxy_name", "proxy"))) return -1;
+static int set_default_strings(parser *p, config *cfg, const char *name)
+{
+    if (!cfg->mode && !(cfg->mode = dup_string(p, "mode", "elite")))
+        return -1;
+    if (!cfg->proxy_name && !(cfg->proxy_name = dup_string(p, "proxy_name", "proxy")))
+        return -1;
     if (!cfg->policies_dir && !(cfg->policies_dir = default_policies_dir(name)))
         return fail(p, "policies", "out of memory");
     return 0;
 }
 
 /* Returns the loaded policy called `name`, loading it on first use. */
-static const policy *use_policy(parser *p, config *cfg, const char *path, const char *name) {
+static const policy *use_policy(parser *p, config *cfg, const char *path, const char *name)
+{
     char reason[768];
     policy *pol, **grown;
 
     for (size_t i = 0; i < cfg->npolicies; i++)
-        if (strcmp(policy_name(cfg->policies[i]), name) == 0) return cfg->policies[i];
-    pol = policy_load(cfg->policies_dir, name, reason, sizeof(reason));
+        if (strcmp(policy_name(cfg->policies[i]), name) == 0)
+            return cfg->policies[i];
+    pol = policy_load(cfg->policies_dir, name, reason, sizeof reason);
     if (!pol) {
         fail(p, path, "%s", reason);
         return NULL;
     }
-    grown = realloc(cfg->policies, (cfg->npolicies + 1) * sizeof(*grown));
+    grown = realloc(cfg->policies, (cfg->npolicies + 1) * sizeof *grown);
     if (!grown) {
         policy_free(pol);
         fail(p, path, "out of memory");
@@ -906,24 +1034,29 @@ static const policy *use_policy(parser *p, config *cfg, const char *path, const 
 
 /* Every listener of a kind with modes gets the policy of its mode, or of
  * the global mode, which is loaded when there is such a listener. */
-static int load_policies(parser *p, config *cfg) {
+static int load_policies(parser *p, config *cfg)
+{
     const policy *global = NULL;
     char path[PATH_LEN];
 
     for (size_t i = 0; i < cfg->nlisten && !global; i++)
-        if (kind_takes(cfg->listen[i].kind, "mode") && !(global = use_policy(p, cfg, "mode", cfg->mode)))
+        if (kind_takes(cfg->listen[i].kind, "mode") &&
+            !(global = use_policy(p, cfg, "mode", cfg->mode)))
             return -1;
     for (size_t i = 0; i < cfg->nlisten; i++) {
         listen_config *l = &cfg->listen[i];
-        if (!kind_takes(l->kind, "mode")) continue;
-        snprintf(path, sizeof(path), "listen[%zu].mode", i);
+        if (!kind_takes(l->kind, "mode"))
+            continue;
+        snprintf(path, sizeof path, "listen[%zu].mode", i);
         l->policy = l->mode ? use_policy(p, cfg, path, l->mode) : global;
-        if (!l->policy) return -1;
+        if (!l->policy)
+            return -1;
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
         route_rule *r = &cfg->routes[i];
-        snprintf(path, sizeof(path), "routes[%zu].mode", i);
-        if (r->mode && !(r->policy = use_policy(p, cfg, path, r->mode))) return -1;
+        snprintf(path, sizeof path, "routes[%zu].mode", i);
+        if (r->mode && !(r->policy = use_policy(p, cfg, path, r->mode)))
+            return -1;
     }
     return 0;
 }
@@ -931,26 +1064,30 @@ static int load_policies(parser *p, config *cfg) {
 /* The country database: an explicit "geoip" must open; the default (the
  * database `make geo` fetches, beside the config or the build tree) is
  * optional, and without it exits have only their configured countries. */
-static int open_geoip(parser *p, config *cfg, const char *name) {
+static int open_geoip(parser *p, config *cfg, const char *name)
+{
     char reason[512];
 
     if (!cfg->geoip_path) {
         char here[PATH_MAX], bin_dir[PATH_MAX];
-        snprintf(here, sizeof(here), "%s", name);
-        cfg->geoip_path = join_path(dirname(here), GEOIP_DEFAULT);
+        snprintf(here, sizeof here, "%s", name);
+        cfg->geoip_path = join_path(dirname(here), GEOIP_DEFAULT_DB);
         if (cfg->geoip_path && access(cfg->geoip_path, R_OK) != 0 &&
-            exe_dir(bin_dir, sizeof(bin_dir)) == 0) {
+            exe_dir(bin_dir, sizeof bin_dir) == 0) {
             free(cfg->geoip_path);
-            cfg->geoip_path = join_path(bin_dir, "../" GEOIP_DEFAULT);
+            cfg->geoip_path = join_path(bin_dir, "../" GEOIP_DEFAULT_DB);
         }
-        if (!cfg->geoip_path) return fail(p, "geoip", "out of memory");
-        if (access(cfg->geoip_path, R_OK) != 0) return 0;
+        if (!cfg->geoip_path)
+            return fail(p, "geoip", "out of memory");
+        if (access(cfg->geoip_path, R_OK) != 0)
+            return 0;
     }
-    cfg->geo = geoip_open(cfg->geoip_path, reason, sizeof(reason));
+    cfg->geo = geoip_open(cfg->geoip_path, reason, sizeof reason);
     return cfg->geo ? 0 : fail(p, "geoip", "%s", reason);
 }
 
-static int init_upstreams(parser *p, config *cfg) {
+static int init_upstreams(parser *p, config *cfg)
+{
     for (size_t i = 0; i < cfg->upstreams->n; i++)
         if (upstream_init(&cfg->upstreams->items[i], cfg->geo) < 0)
             return fail(p, "upstreams", "cannot initialise upstream %zu", i);
@@ -959,44 +1096,51 @@ static int init_upstreams(parser *p, config *cfg) {
 
 /* Shared tail of config_load() and config_parse(); takes ownership of root. */
 static int load_json(json_t *root, const json_error_t *jerr, const char *name, config *cfg,
-                     char *err, size_t errlen) {
-    parser p = { name, err, errlen, NULL };
+                     char *err, size_t errlen)
+{
+    parser p = {name, err, errlen, NULL};
     char where[64];
     int rc = -1;
 
-    memset(cfg, 0, sizeof(*cfg));
+    memset(cfg, 0, sizeof *cfg);
     if (!root) {
-        snprintf(where, sizeof(where), "line %d, column %d", jerr->line, jerr->column);
+        snprintf(where, sizeof where, "line %d, column %d", jerr->line, jerr->column);
         return fail(&p, where, "%s", jerr->text);
     }
     set_defaults(cfg);
-    if ((cfg->path = dup_string(&p, "", name)) == NULL) goto out;
-    if (!(cfg->upstreams = calloc(1, sizeof(*cfg->upstreams)))) {
+    if ((cfg->path = dup_string(&p, "", name)) == NULL)
+        goto out;
+    if (!(cfg->upstreams = calloc(1, sizeof *cfg->upstreams))) {
         fail(&p, "upstreams", "out of memory");
         goto out;
     }
-    if (parse_fields(&p, root, "", config_fields, ARRAY_LEN(config_fields), cfg) < 0) goto out;
-    if (!cfg->listen && add_default_listener(&p, cfg) < 0) goto out;
-    if (add_judge_listener(&p, cfg) < 0) goto out;
+    if (parse_fields(&p, root, "", config_fields, ARRAY_LEN(config_fields), cfg) < 0)
+        goto out;
+    if (!cfg->listen && add_default_listener(&p, cfg) < 0)
+        goto out;
+    if (add_judge_listener(&p, cfg) < 0)
+        goto out;
     if (set_default_strings(&p, cfg, name) < 0 || load_policies(&p, cfg) < 0 ||
         open_geoip(&p, cfg, name) < 0 || init_upstreams(&p, cfg) < 0)
         goto out;
     rc = 0;
 out:
     json_decref(root);
-    if (rc < 0) config_free(cfg);
+    if (rc < 0)
+        config_free(cfg);
     return rc;
 }
 
 /* ------------------------------------------------------------ public API */
 
-int config_load(const char *path, config *cfg, char *err, size_t errlen) {
+int config_load(const char *path, config *cfg, char *err, size_t errlen)
+{
     json_error_t jerr;
     json_t *root;
     FILE *fp = fopen(path, "r");
 
     if (!fp) {
-        memset(cfg, 0, sizeof(*cfg));
+        memset(cfg, 0, sizeof *cfg);
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }
@@ -1005,20 +1149,24 @@ int config_load(const char *path, config *cfg, char *err, size_t errlen) {
     return load_json(root, &jerr, path, cfg, err, errlen);
 }
 
-int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen) {
+int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen)
+{
     json_error_t jerr;
     json_t *root = json_loads(json_text, LOAD_FLAGS, &jerr);
 
     return load_json(root, &jerr, name, cfg, err, errlen);
 }
 
-void config_free(config *cfg) {
-    if (!cfg) return;
+void config_free(config *cfg)
+{
+    if (!cfg)
+        return;
     for (size_t i = 0; i < cfg->nlisten; i++) {
         free(cfg->listen[i].address);
         free(cfg->listen[i].mode);
     }
-    for (size_t i = 0; i < cfg->npolicies; i++) policy_free(cfg->policies[i]);
+    for (size_t i = 0; i < cfg->npolicies; i++)
+        policy_free(cfg->policies[i]);
     free(cfg->policies);
     free(cfg->mode);
     free(cfg->policies_dir);
@@ -1040,5 +1188,5 @@ void config_free(config *cfg) {
     free(cfg->path);
     free(cfg->dns.resolv_conf);
     free(cfg->dns.hosts);
-    memset(cfg, 0, sizeof(*cfg));
+    memset(cfg, 0, sizeof *cfg);
 }
