@@ -226,11 +226,8 @@ int main(int argc, char **argv)
     }
 
     config cfg;
-    char err[1024];
-    if (config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
+    if (config_load_or_report(path, &cfg) < 0)
         return 1;
-    }
     log_set_level(debug ? LOG_DEBUG : cfg.log_level);
     config_free(&cfg);
     if (test_only) {

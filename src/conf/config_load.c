@@ -60,11 +60,20 @@ typedef struct field field;
 /* Parses `v` found at `path` into `obj`, the struct the field table describes. */
 typedef int parse_fn(parser *p, json_t *v, const char *path, const field *f, void *obj);
 
+/* The fields of one JSON object. */
+typedef struct field_table {
+    const field *fields;
+    size_t n;
+} field_table;
+
+#define FIELD_TABLE(a) (&(const field_table){a, ARRAY_LEN(a)})
+
 struct field {
     const char *key;
     parse_fn *parse;
-    size_t offset;    /* member of obj filled, for the generic parsers */
-    long long lo, hi; /* accepted range, for integers */
+    size_t offset;            /* member of obj filled, for the generic parsers */
+    long long lo, hi;         /* accepted range, for integers */
+    const field_table *inner; /* a nested object's fields, for parse_object */
 };
 
 /* Writes "FILE: PATH: reason" and returns -1, so callers can `return fail(...)`. */
@@ -174,6 +183,12 @@ static int parse_fields(parser *p, json_t *v, const char *path, const field *fie
     return 0;
 }
 
+/* A nested object, filled into the struct member at f->offset. */
+static int parse_object(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    return parse_fields(p, v, path, f->inner->fields, f->inner->n, (char *)obj + f->offset);
+}
+
 /* path + suffix in buf (PATH_LEN bytes); longer paths are only cut in messages. */
 static const char *subpath(char *buf, const char *path, const char *suffix)
 {
@@ -217,21 +232,20 @@ static int parse_owned_string(parser *p, json_t *v, const char *path, const fiel
 /* --------------------------------------------------------------- limits */
 
 static const field limit_fields[] = {
-    {"max_header_bytes", parse_size, offsetof(limits_config, max_header_bytes), 1024, 1048576},
-    {"max_headers", parse_size, offsetof(limits_config, max_headers), 8, 10000},
-    {"max_uri_bytes", parse_size, offsetof(limits_config, max_uri_bytes), 64, 1048576},
-    {"max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576},
-    {"max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000},
-    {"buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864},
+    {"max_header_bytes", parse_size, offsetof(limits_config, max_header_bytes), 1024, 1048576, NULL},
+    {"max_headers", parse_size, offsetof(limits_config, max_headers), 8, 10000, NULL},
+    {"max_uri_bytes", parse_size, offsetof(limits_config, max_uri_bytes), 64, 1048576, NULL},
+    {"max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576, NULL},
+    {"max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000, NULL},
+    {"buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864, NULL},
 };
 
 static int parse_limits(parser *p, json_t *v, const char *path, const field *f, void *obj)
 {
-    limits_config *l = &((config *)obj)->limits;
+    limits_config *l = (limits_config *)((char *)obj + f->offset);
     char child[PATH_LEN];
 
-    (void)f;
-    if (parse_fields(p, v, path, limit_fields, ARRAY_LEN(limit_fields), l) < 0)
+    if (parse_object(p, v, path, f, obj) < 0)
         return -1;
     /* A line longer than the whole head could never be accepted. */
     if (l->max_line_bytes > l->max_header_bytes) {
@@ -244,20 +258,13 @@ static int parse_limits(parser *p, json_t *v, const char *path, const field *f, 
 /* ------------------------------------------------------------- timeouts */
 
 static const field timeout_fields[] = {
-    {"connect", parse_timeout, offsetof(timeouts_config, connect_ms), 0, 0},
-    {"header", parse_timeout, offsetof(timeouts_config, header_ms), 0, 0},
-    {"idle", parse_timeout, offsetof(timeouts_config, idle_ms), 0, 0},
-    {"io", parse_timeout, offsetof(timeouts_config, io_ms), 0, 0},
-    {"tunnel_idle", parse_timeout, offsetof(timeouts_config, tunnel_idle_ms), 0, 0},
-    {"shutdown", parse_timeout, offsetof(timeouts_config, shutdown_ms), 0, 0},
+    {"connect", parse_timeout, offsetof(timeouts_config, connect_ms), 0, 0, NULL},
+    {"header", parse_timeout, offsetof(timeouts_config, header_ms), 0, 0, NULL},
+    {"idle", parse_timeout, offsetof(timeouts_config, idle_ms), 0, 0, NULL},
+    {"io", parse_timeout, offsetof(timeouts_config, io_ms), 0, 0, NULL},
+    {"tunnel_idle", parse_timeout, offsetof(timeouts_config, tunnel_idle_ms), 0, 0, NULL},
+    {"shutdown", parse_timeout, offsetof(timeouts_config, shutdown_ms), 0, 0, NULL},
 };
-
-static int parse_timeouts(parser *p, json_t *v, const char *path, const field *f, void *obj)
-{
-    (void)f;
-    return parse_fields(p, v, path, timeout_fields, ARRAY_LEN(timeout_fields),
-                        &((config *)obj)->timeouts);
-}
 
 /* ------------------------------------------------------------------ dns */
 
@@ -273,15 +280,9 @@ static int parse_readable_file(parser *p, json_t *v, const char *path, const fie
 }
 
 static const field dns_fields[] = {
-    {"resolv_conf", parse_readable_file, offsetof(dns_config, resolv_conf), 0, 0},
-    {"hosts", parse_readable_file, offsetof(dns_config, hosts), 0, 0},
+    {"resolv_conf", parse_readable_file, offsetof(dns_config, resolv_conf), 0, 0, NULL},
+    {"hosts", parse_readable_file, offsetof(dns_config, hosts), 0, 0, NULL},
 };
-
-static int parse_dns(parser *p, json_t *v, const char *path, const field *f, void *obj)
-{
-    (void)f;
-    return parse_fields(p, v, path, dns_fields, ARRAY_LEN(dns_fields), &((config *)obj)->dns);
-}
 
 /* ---------------------------------------------------------------- exits */
 
@@ -337,12 +338,12 @@ typedef struct upstream_entry {
 } upstream_entry;
 
 static const field upstream_fields[] = {
-    {"url", parse_json_ref, offsetof(upstream_entry, url), 0, 0},
-    {"chain", parse_json_ref, offsetof(upstream_entry, chain), 0, 0},
-    {"name", parse_json_ref, offsetof(upstream_entry, name), 0, 0},
-    {"country", parse_country, offsetof(upstream_entry, country), 0, 0},
-    {"weight", parse_unsigned, offsetof(upstream_entry, weight), 1, 1000},
-    {"ca_file", parse_readable_file, offsetof(upstream_entry, ca_file), 0, 0},
+    {"url", parse_json_ref, offsetof(upstream_entry, url), 0, 0, NULL},
+    {"chain", parse_json_ref, offsetof(upstream_entry, chain), 0, 0, NULL},
+    {"name", parse_json_ref, offsetof(upstream_entry, name), 0, 0, NULL},
+    {"country", parse_country, offsetof(upstream_entry, country), 0, 0, NULL},
+    {"weight", parse_unsigned, offsetof(upstream_entry, weight), 1, 1000, NULL},
+    {"ca_file", parse_readable_file, offsetof(upstream_entry, ca_file), 0, 0, NULL},
 };
 
 /* Appends an upstream with room for nhops hops; NULL when out of memory. */
@@ -542,10 +543,10 @@ typedef struct route_entry {
 } route_entry;
 
 static const field route_fields[] = {
-    {"match", parse_json_ref, offsetof(route_entry, match), 0, 0},
-    {"action", parse_json_ref, offsetof(route_entry, action), 0, 0},
-    {"country", parse_json_ref, offsetof(route_entry, country), 0, 0},
-    {"mode", parse_owned_string, offsetof(route_entry, mode), 0, 0},
+    {"match", parse_json_ref, offsetof(route_entry, match), 0, 0, NULL},
+    {"action", parse_json_ref, offsetof(route_entry, action), 0, 0, NULL},
+    {"country", parse_json_ref, offsetof(route_entry, country), 0, 0, NULL},
+    {"mode", parse_owned_string, offsetof(route_entry, mode), 0, 0, NULL},
 };
 
 static int parse_route(parser *p, json_t *v, const char *path, route_rule *r)
@@ -633,19 +634,12 @@ static int parse_judge_url(parser *p, json_t *v, const char *path, const field *
 }
 
 static const field health_fields[] = {
-    {"interval", parse_timeout, offsetof(health_config, interval_ms), 0, 0},
-    {"timeout", parse_timeout, offsetof(health_config, timeout_ms), 0, 0},
-    {"rise", parse_unsigned, offsetof(health_config, rise), 1, 100},
-    {"fall", parse_unsigned, offsetof(health_config, fall), 1, 100},
-    {"judge_url", parse_judge_url, offsetof(health_config, judge_url), 0, 0},
+    {"interval", parse_timeout, offsetof(health_config, interval_ms), 0, 0, NULL},
+    {"timeout", parse_timeout, offsetof(health_config, timeout_ms), 0, 0, NULL},
+    {"rise", parse_unsigned, offsetof(health_config, rise), 1, 100, NULL},
+    {"fall", parse_unsigned, offsetof(health_config, fall), 1, 100, NULL},
+    {"judge_url", parse_judge_url, offsetof(health_config, judge_url), 0, 0, NULL},
 };
-
-static int parse_health(parser *p, json_t *v, const char *path, const field *f, void *obj)
-{
-    (void)f;
-    return parse_fields(p, v, path, health_fields, ARRAY_LEN(health_fields),
-                        &((config *)obj)->health);
-}
 
 /* Checked now, made a listener of kind "judge" by add_judge_listener. */
 static int parse_judge(parser *p, json_t *v, const char *path, const field *f, void *obj)
@@ -701,10 +695,10 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
 }
 
 static const field listen_fields[] = {
-    {"address", parse_listen_address, 0, 0, 0},
-    {"kind", parse_listen_kind, 0, 0, 0},
-    {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0},
-    {"country", parse_country, offsetof(listen_config, country), 0, 0},
+    {"address", parse_listen_address, 0, 0, 0, NULL},
+    {"kind", parse_listen_kind, 0, 0, 0, NULL},
+    {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0, NULL},
+    {"country", parse_country, offsetof(listen_config, country), 0, 0, NULL},
 };
 
 static int kind_takes(const listener_kind *kind, const char *key)
@@ -908,27 +902,27 @@ static int parse_workers(parser *p, json_t *v, const char *path, const field *f,
 }
 
 static const field config_fields[] = {
-    {"listen", parse_listen, 0, 0, 0},
-    {"mode", parse_owned_string, offsetof(config, mode), 0, 0},
-    {"policies", parse_owned_string, offsetof(config, policies_dir), 0, 0},
-    {"proxy_name", parse_owned_string, offsetof(config, proxy_name), 0, 0},
-    {"workers", parse_workers, 0, 0, MAX_WORKERS}, /* 0 = one per CPU */
-    {"upstream_reuse", parse_reuse, 0, 0, 0},
-    {"connect_ports", parse_connect_ports, 0, 0, 0},
-    {"log_level", parse_log_level, 0, 0, 0},
-    {"limits", parse_limits, 0, 0, 0},
-    {"timeouts", parse_timeouts, 0, 0, 0},
-    {"dns", parse_dns, 0, 0, 0},
-    {"upstreams", parse_upstreams, 0, 0, 0},
-    {"upstreams_file", parse_upstreams_file, 0, 0, 0},
-    {"strategy", parse_strategy, 0, 0, 0},
-    {"geoip", parse_owned_string, offsetof(config, geoip_path), 0, 0},
-    {"outgoing_address", parse_outgoing, 0, 0, 0},
-    {"routes", parse_routes, 0, 0, 0},
-    {"country_header", parse_bool, offsetof(config, country_header), 0, 0},
-    {"failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16},
-    {"health", parse_health, 0, 0, 0},
-    {"judge", parse_judge, 0, 0, 0},
+    {"listen", parse_listen, 0, 0, 0, NULL},
+    {"mode", parse_owned_string, offsetof(config, mode), 0, 0, NULL},
+    {"policies", parse_owned_string, offsetof(config, policies_dir), 0, 0, NULL},
+    {"proxy_name", parse_owned_string, offsetof(config, proxy_name), 0, 0, NULL},
+    {"workers", parse_workers, 0, 0, MAX_WORKERS, NULL}, /* 0 = one per CPU */
+    {"upstream_reuse", parse_reuse, 0, 0, 0, NULL},
+    {"connect_ports", parse_connect_ports, 0, 0, 0, NULL},
+    {"log_level", parse_log_level, 0, 0, 0, NULL},
+    {"limits", parse_limits, offsetof(config, limits), 0, 0, FIELD_TABLE(limit_fields)},
+    {"timeouts", parse_object, offsetof(config, timeouts), 0, 0, FIELD_TABLE(timeout_fields)},
+    {"dns", parse_object, offsetof(config, dns), 0, 0, FIELD_TABLE(dns_fields)},
+    {"upstreams", parse_upstreams, 0, 0, 0, NULL},
+    {"upstreams_file", parse_upstreams_file, 0, 0, 0, NULL},
+    {"strategy", parse_strategy, 0, 0, 0, NULL},
+    {"geoip", parse_owned_string, offsetof(config, geoip_path), 0, 0, NULL},
+    {"outgoing_address", parse_outgoing, 0, 0, 0, NULL},
+    {"routes", parse_routes, 0, 0, 0, NULL},
+    {"country_header", parse_bool, offsetof(config, country_header), 0, 0, NULL},
+    {"failover_tries", parse_unsigned, offsetof(config, failover_tries), 1, 16, NULL},
+    {"health", parse_object, offsetof(config, health), 0, 0, FIELD_TABLE(health_fields)},
+    {"judge", parse_judge, 0, 0, 0, NULL},
 };
 
 static void set_defaults(config *cfg)
@@ -1147,6 +1141,16 @@ int config_load(const char *path, config *cfg, char *err, size_t errlen)
     root = json_loadf(fp, LOAD_FLAGS, &jerr);
     fclose(fp);
     return load_json(root, &jerr, path, cfg, err, errlen);
+}
+
+int config_load_or_report(const char *path, config *cfg)
+{
+    char err[1024];
+
+    if (config_load(path, cfg, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "%s\n", err);
+    return -1;
 }
 
 int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen)

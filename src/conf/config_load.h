@@ -20,7 +20,11 @@
  * config_free). On failure returns -1 and writes "FILE: PATH: reason" to err. */
 int config_load(const char *path, config *cfg, char *err, size_t errlen);
 
-/* Same, from a string; `name` stands for the file name in messages. */
+/* config_load for a command: on failure the message goes to stderr.
+ * Returns 0 or -1. */
+int config_load_or_report(const char *path, config *cfg);
+
+/* Same as config_load, from a string; `name` stands for the file name in messages. */
 int config_parse(const char *json_text, const char *name, config *cfg, char *err, size_t errlen);
 
 /* Frees what config_load/config_parse allocated inside *cfg. */

@@ -145,11 +145,8 @@ int upstreams_main(int argc, char **argv)
     }
 
     config cfg;
-    char err[1024];
-    if (config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
+    if (config_load_or_report(path, &cfg) < 0)
         return 1;
-    }
     if (cfg.upstreams->n == 0) {
         fprintf(stderr, "anonproxy upstreams: no upstreams configured in %s\n", path);
         config_free(&cfg);
@@ -158,6 +155,7 @@ int upstreams_main(int argc, char **argv)
     /* The reasons an upstream is down are logged (stderr), the table is on stdout. */
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    char err[1024];
     if (health_check_once(&cfg, err, sizeof err) < 0) {
         fprintf(stderr, "anonproxy upstreams: %s\n", err);
         config_free(&cfg);
