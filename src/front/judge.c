@@ -213,14 +213,6 @@ static int value_has_ip(const char *v, size_t n, const ipaddr *ip)
     return 0;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* ---- the request ------------------------------------------------------- */
 
 /* Finds the path and query of an origin-form ("/p?q") or absolute-form
@@ -259,22 +251,12 @@ static int query_real_ip(const char *q, size_t n, ipaddr *ip)
         const char *amp = memchr(q + pos, '&', n - pos);
         size_t end = amp ? (size_t)(amp - q) : n;
         if (end - pos >= sizeof key - 1 && memcmp(q + pos, key, sizeof key - 1) == 0) {
-            char buf[INET6_ADDRSTRLEN];
-            size_t len = 0;
-            for (size_t i = pos + sizeof key - 1; i < end; i++) {
-                int c = (unsigned char)q[i];
-                if (c == '%') {
-                    int hi = i + 2 < end ? hexval((unsigned char)q[i + 1]) : -1;
-                    int lo = hi >= 0 ? hexval((unsigned char)q[i + 2]) : -1;
-                    if (lo < 0)
-                        return -1;
-                    c = hi * 16 + lo;
-                    i += 2;
-                }
-                if (len == sizeof buf)
-                    return -1;
-                buf[len++] = (char)c;
-            }
+            const char *value = q + pos + sizeof key - 1;
+            size_t value_len = end - pos - (sizeof key - 1), len;
+            char buf[INET6_ADDRSTRLEN + 1];
+            if (percent_check(value, value_len, &len) < 0 || len >= sizeof buf)
+                return -1;
+            percent_decode(value, value_len, 0, buf);
             return ip_parse(buf, len, ip) == 0 ? 1 : -1;
         }
         pos = end + 1;

@@ -1,6 +1,7 @@
 /* tunnel.c - see tunnel.h. */
 #include "net/tunnel.h"
 
+#include "core/util.h"
 #include "net/sockio.h"
 
 #include <event2/buffer.h>
@@ -105,11 +106,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         /* Idle means no byte either way: traffic on the other side (a long
          * one-way download, say) keeps this side's silence legitimate. */
-        struct timeval now, idle;
-        unsigned ms = t->w->cfg->timeouts.tunnel_idle_ms;
+        struct timeval now;
         event_base_gettimeofday_cached(t->w->base, &now);
-        timersub(&now, &t->last_active, &idle);
-        if ((unsigned long)idle.tv_sec * 1000 + (unsigned long)idle.tv_usec / 1000 < ms) {
+        if (elapsed_ms(&t->last_active, &now) < t->w->cfg->timeouts.tunnel_idle_ms) {
             if (what & BEV_EVENT_READING)
                 sock_reader_enable(&s->rd);
             else
