@@ -696,7 +696,7 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
 
 static const field listen_fields[] = {
     {"address", parse_listen_address, 0, 0, 0, NULL},
-    {"kind", parse_listen_kind, 0, 0, 0, NULL},
+    {"protocol", parse_listen_kind, 0, 0, 0, NULL},
     {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0, NULL},
     {"country", parse_country, offsetof(listen_config, country), 0, 0, NULL},
 };
@@ -719,7 +719,7 @@ static int check_kind_keys(parser *p, json_t *v, const char *item, const listen_
     (void)value;
     json_object_foreach(v, key, value)
     {
-        if (strcmp(key, "address") == 0 || strcmp(key, "kind") == 0 || kind_takes(l->kind, key))
+        if (strcmp(key, "address") == 0 || strcmp(key, "protocol") == 0 || kind_takes(l->kind, key))
             continue;
         snprintf(child, sizeof child, "%.*s.%.*s", PATH_LEN, item, PATH_LEN - 1, key);
         return fail(p, child, "not a key of a \"%s\" listener", l->kind->name);

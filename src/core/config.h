@@ -30,7 +30,7 @@ typedef struct listen_config {
     char *address;                  /* as written, e.g. "127.0.0.1:8080" (owned) */
     struct sockaddr_storage addr;   /* parsed address */
     socklen_t addr_len;
-    const struct listener_kind *kind; /* "kind": what it speaks, default "http" (net/listener.h) */
+    const struct listener_kind *kind; /* "protocol": what it speaks, default "http" (net/listener.h) */
     char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
     const struct policy *policy;    /* the policy this listener applies (in config.policies) */
     char country[3];                /* "country": exit country for its requests, "" = none */

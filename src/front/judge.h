@@ -33,7 +33,7 @@
  * limits.max_connections like any other.
  *
  * The judge is the listener kind "judge" (net/listener.h): a listen[] entry
- * with "kind": "judge", or the top-level "judge" key of the proxy's config;
+ * with "protocol": "judge", or the top-level "judge" key of the proxy's config;
  * `anonproxy judge` (tools/judge_cmd.h) runs one on its own. It reports
  * countries when the config has a GeoIP database.
  */

@@ -1,6 +1,6 @@
 /* kinds.h - the table of listener kinds, one row per front end.
  *
- * The config loader resolves listen[].kind here; adding a front end is
+ * The config loader resolves listen[].protocol here; adding a front end is
  * adding its module to front/ and its row to this table.
  */
 #ifndef ANONPROXY_KINDS_H

@@ -7,7 +7,7 @@
  * kind's per-worker state, what to do when a worker starts draining, and
  * the accept function that takes over a new connection. The rows live with
  * their front ends (front/); the table of them is front/kinds.h, which the
- * config loader consults for listen[].kind.
+ * config loader consults for listen[].protocol.
  */
 #ifndef ANONPROXY_LISTENER_H
 #define ANONPROXY_LISTENER_H
@@ -20,8 +20,8 @@ struct listen_config;
 struct worker;
 
 typedef struct listener_kind {
-    const char *name;          /* the value of listen[].kind */
-    /* listen[] keys this kind takes besides "address" and "kind", NULL-ended. */
+    const char *name;          /* the value of listen[].protocol */
+    /* listen[] keys this kind takes besides "address" and "protocol", NULL-ended. */
     const char *const *keys;
     /* Builds the kind's state for worker w, shared by every listener of the
      * kind on w; *state may stay NULL. Returns 0, or -1 with err. */

@@ -31,7 +31,7 @@ static int judge_config(config *cfg, const char *address, const char *geoip_path
     snprintf(addr, sizeof addr, "%.*s%s", (int)(ephemeral ? len - 1 : len), address,
              ephemeral ? "1" : "");
 
-    json_t *doc = json_pack("{s:[{s:s, s:s}], s:i, s:{s:i}}", "listen", "address", addr, "kind",
+    json_t *doc = json_pack("{s:[{s:s, s:s}], s:i, s:{s:i}}", "listen", "address", addr, "protocol",
                             "judge", "workers", 1, "limits", "max_connections",
                             JUDGE_MAX_CONNECTIONS);
     if (doc && geoip_path)

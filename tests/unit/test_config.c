@@ -16,6 +16,7 @@
 
 #include "conf/config_load.h"
 #include "http/policy.h"
+#include "net/listener.h"
 
 static unsigned cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -501,6 +502,45 @@ static void test_parse_address_ok(void **state) {
     assert_string_equal(err, "");
 }
 
+/* Listener protocols: the default, an explicit one, and the "judge" key. */
+static void test_listen_protocols(void **state) {
+    config cfg;
+
+    (void)state;
+    parse_ok("{\"listen\": [{\"address\": \"127.0.0.1:8080\"},"
+             " {\"address\": \"127.0.0.1:8091\", \"protocol\": \"judge\"}],"
+             " \"judge\": \"127.0.0.1:8090\"}", &cfg);
+    assert_int_equal(cfg.nlisten, 3);
+    assert_string_equal(cfg.listen[0].kind->name, "http");
+    assert_string_equal(policy_name(cfg.listen[0].policy), "elite");
+    assert_string_equal(cfg.listen[1].kind->name, "judge");
+    assert_null(cfg.listen[1].policy);
+    /* The "judge" key is the last listener. */
+    assert_string_equal(cfg.listen[2].kind->name, "judge");
+    assert_string_equal(cfg.listen[2].address, "127.0.0.1:8090");
+    config_free(&cfg);
+
+    /* Only judges: no mode is needed, none is loaded. */
+    parse_ok("{\"listen\": [{\"address\": \"127.0.0.1:8091\", \"protocol\": \"judge\"}],"
+             " \"mode\": \"no-such-mode\"}", &cfg);
+    assert_int_equal(cfg.npolicies, 0);
+    config_free(&cfg);
+}
+
+static void test_err_listen_protocols(void **state) {
+    (void)state;
+    expect_error("{\"listen\": [{\"address\": \"127.0.0.1:8080\", \"protocol\": \"gopher\"}]}",
+                 "anonproxy.json: listen[0].protocol: unknown protocol \"gopher\" "
+                 "(expected http or judge)");
+    expect_error("{\"listen\": [{\"address\": \"127.0.0.1:8080\", \"protocol\": \"judge\","
+                 " \"mode\": \"elite\"}]}",
+                 "anonproxy.json: listen[0].mode: not a key of a \"judge\" listener");
+    expect_error("{\"judge\": \"127.0.0.1:8080\"}",
+                 "anonproxy.json: judge: duplicate of listen[0]");
+    expect_error("{\"judge\": \"nowhere\"}",
+                 "anonproxy.json: judge: \"nowhere\" has no port (expected A.B.C.D:PORT or [V6]:PORT)");
+}
+
 static void test_policies_dir_and_proxy_name(void **state) {
     config cfg;
 
@@ -547,6 +587,8 @@ int main(void) {
         cmocka_unit_test(test_parse_address_errors),
         cmocka_unit_test(test_parse_address_ok),
         cmocka_unit_test(test_policies_dir_and_proxy_name),
+        cmocka_unit_test(test_listen_protocols),
+        cmocka_unit_test(test_err_listen_protocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
