@@ -63,14 +63,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
     worker_listener *wl = arg;
     /* EMFILE and friends: the listener retries on its next readiness. EINVAL
-     * is a socket listen_set_refuse has shut: the stop is on its way. */
-    if (errno == EINVAL)
+     * is a socket listen_set_refuse has shut: the stop is on its way, and the
+     * shut socket would stay readable, so the listener stops watching it. */
+    if (errno == EINVAL) {
         log_debug("worker %u: listener shut for the stop", wl->w->id);
-    else
+        evconnlistener_disable(l);
+    } else {
         log_warn("accept failed: %s", strerror(errno));
+    }
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
