@@ -96,18 +96,25 @@ int target_parse_absolute(const char *s, size_t len, target *t)
 
     const char *auth = s + sizeof http - 1;
     const char *end = s + len;
-    const char *auth_end = auth;
-    while (auth_end < end && *auth_end != '/' && *auth_end != '?' && *auth_end != '#')
-        auth_end++;
-    if (memchr(s, '#', len))
-        return -1; /* a fragment is never part of a request-target */
+    const char *auth_end = NULL, *at = NULL;
+    /* One pass over the rest: a control byte (CR and LF above all: they
+     * would split the head we write) or a fragment, which is never part of a
+     * request-target, refuses it wherever it is; on the way, the authority
+     * ends at the first '/' or '?' and userinfo at the authority's last '@'. */
+    for (const char *p = auth; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f || c == '#')
+            return -1;
+        if (!auth_end && (c == '/' || c == '?'))
+            auth_end = p;
+        else if (!auth_end && c == '@')
+            at = p;
+    }
+    if (!auth_end)
+        auth_end = end;
 
     /* userinfo is deprecated in http URIs (RFC 9110 4.2.4) and would otherwise
      * reach the origin inside the Host field: drop it. */
-    const char *at = NULL;
-    for (const char *p = auth; p < auth_end; p++)
-        if (*p == '@')
-            at = p;
     if (at)
         auth = at + 1;
 
