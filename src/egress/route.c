@@ -58,6 +58,15 @@ bad:
     return -1;
 }
 
+/* The length of a name without its one trailing dot: "tracker.example." is
+ * the fully qualified spelling of "tracker.example", the same host to DNS,
+ * so a rule for either must match both. */
+static size_t name_len(const char *name)
+{
+    size_t len = strlen(name);
+    return len && name[len - 1] == '.' ? len - 1 : len;
+}
+
 int route_matches(const route_rule *r, const char *host)
 {
     if (r->is_cidr) {
@@ -70,15 +79,16 @@ int route_matches(const route_rule *r, const char *host)
         return rest == 0 || ((a[full] ^ r->net[full]) & (0xff00 >> rest) & 0xff) == 0;
     }
     const char *pattern = r->match;
+    size_t hl = name_len(host);
     if (strncmp(pattern, "*.", 2) == 0) {
         /* "*.example.com" covers example.com and every name below it. */
         const char *domain = pattern + 2;
-        size_t hl = strlen(host), dl = strlen(domain);
+        size_t dl = name_len(domain);
         if (hl == dl)
-            return strcasecmp(host, domain) == 0;
-        return hl > dl && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, domain) == 0;
+            return strncasecmp(host, domain, dl) == 0;
+        return hl > dl && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, domain, dl) == 0;
     }
-    return strcasecmp(host, pattern) == 0;
+    return hl == name_len(pattern) && strncasecmp(host, pattern, hl) == 0;
 }
 
 /* The country the request itself asks for: the credentials' option, else

@@ -338,6 +338,17 @@ def test_block_route_wins_even_after_a_matching_country_route(exits, start_proxy
     blocked(p, "blocked.test", [proxy_auth("u-country-fr")])
 
 
+def test_block_name_route_covers_the_trailing_dot(start_proxy):
+    """"www.tracker.example." is "www.tracker.example" to DNS: a name route
+    blocks both spellings, whichever one it is written in."""
+    p = start_proxy({"routes": [
+        {"match": "*.tracker.example", "action": "block"},
+        {"match": "exact.example.", "action": "block"},
+    ]})
+    for host in ("www.tracker.example.", "tracker.example.", "exact.example", "exact.example."):
+        blocked(p, host)
+
+
 def test_route_direct(exits, start_proxy):
     j = exits.judge()
     judge2 = exits.judge("127.0.0.7")

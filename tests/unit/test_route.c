@@ -362,18 +362,24 @@ static void test_leading_zero_ipv4_is_the_same_address(void **state)
     assert_true(matches("10.0.0.0/8", "010.0.0.1"));
 }
 
-/* SUSPECTED BUG (route.c, route_matches: names compared as text). A name
- * with the root's trailing dot resolves to the same host ("tracker.example."
- * is "tracker.example" to DNS), target.c accepts it, but no name rule
- * matches it: {"match": "*.tracker.example", "action": "block"} is bypassed
- * by http://www.tracker.example./. Expected 1, actual 0. */
+/* A name with the root's trailing dot resolves to the same host
+ * ("tracker.example." is "tracker.example" to DNS) and target.c accepts it:
+ * name rules match both spellings, whichever one the rule is written in,
+ * or {"match": "*.tracker.example", "action": "block"} would be bypassed by
+ * http://www.tracker.example./. One dot only: ".." is no spelling of a name. */
 static void test_trailing_dot_is_the_same_name(void **state)
 {
     (void)state;
-    KNOWN_BUG();
     assert_true(matches("*.tracker.example", "www.tracker.example."));
     assert_true(matches("*.tracker.example", "tracker.example."));
     assert_true(matches("tracker.example", "tracker.example."));
+    assert_true(matches("*.tracker.example.", "www.tracker.example"));
+    assert_true(matches("tracker.example.", "tracker.example"));
+    assert_true(matches("tracker.example.", "TRACKER.example."));
+    assert_false(matches("tracker.example", "tracker.example.."));
+    assert_false(matches("*.tracker.example", "www.tracker.example.."));
+    assert_false(matches("*.tracker.example", "wwwtracker.example."));
+    assert_false(matches("tracker.example", "tracker.exampl."));
 }
 
 /* ------------------------------------------------------------ route_decide */
