@@ -6,6 +6,7 @@
  * dropped, paths and queries (and target_origin_prefix for them),
  * fragments, TARGET_MAX_HOST, bad host characters.
  * target_parse_authority: CONNECT's "host:port" with the port required.
+ * target_host_address: which hosts are address literals, and which address.
  *
  * Every target is parsed from an exact-size heap copy without a NUL, so
  * AddressSanitizer reports any read past the given length; the results
@@ -16,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -412,6 +414,65 @@ static void test_origin_prefix(void **state)
     assert_string_equal(target_origin_prefix(&x), "/");
 }
 
+/* ------------------------------------------------------------ host address */
+
+/* host reads as the address want (inet_ntop's spelling), with zone scope. */
+static void expect_address(const char *host, const char *want, unsigned scope)
+{
+    target_address a;
+    char text[INET6_ADDRSTRLEN];
+
+    memset(&a, 0x5a, sizeof a);
+    if (target_host_address(host, &a) != 1)
+        fail_msg("\"%s\" is not an address", host);
+    if (a.family == AF_INET)
+        assert_memory_equal(a.addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
+    else
+        assert_int_equal(a.family, AF_INET6);
+    assert_non_null(inet_ntop(a.family, a.family == AF_INET ? a.addr + 12 : a.addr, text, sizeof text));
+    assert_string_equal(text, want);
+    assert_int_equal(a.scope, scope);
+}
+
+static void expect_name(const char *host)
+{
+    static const target_address zero;
+    target_address a;
+
+    memset(&a, 0x5a, sizeof a);
+    if (target_host_address(host, &a) != 0)
+        fail_msg("\"%s\" is an address", host);
+    assert_memory_equal(&a, &zero, sizeof a);
+}
+
+/* What the dialer (libevent's evdns_getaddrinfo) takes for an address, and
+ * which: the forms target.h lists. */
+static void test_host_address(void **state)
+{
+    (void)state;
+    expect_address("10.0.0.1", "10.0.0.1", 0);
+    expect_address("2001:db8::1", "2001:db8::1", 0);
+    expect_address("::ffff:10.0.0.1", "::ffff:10.0.0.1", 0);
+    /* Laxer than inet_pton(3): decimal whatever the zeros, signs, modulo 2^32. */
+    expect_address("010.0.0.1", "10.0.0.1", 0);
+    expect_address("0010.000.0.01", "10.0.0.1", 0);
+    expect_address("10.-0.0.1", "10.0.0.1", 0);
+    expect_address("4294967306.0.0.1", "10.0.0.1", 0);
+    expect_address("::ffff:010.0.0.1", "::ffff:10.0.0.1", 0);
+    expect_address("1::2:", "1::2", 0);
+    expect_address("fe80::1%7", "fe80::1", 7);
+    /* Names, resolved through DNS. */
+    expect_name("example.com");
+    expect_name("10.1");
+    expect_name("10.0.1");
+    expect_name("0x0a.0.0.1");
+    expect_name("167772161");
+    expect_name("10.0.0.1.");
+    expect_name("10.0.0.256");
+    expect_name("1::2::3");
+    expect_name("");
+}
+
 #define T(f) cmocka_unit_test_teardown(f, release)
 
 int main(void)
@@ -435,6 +496,7 @@ int main(void)
         T(test_authority_form_needs_a_port),
         T(test_authority_form_bad),
         T(test_origin_prefix),
+        T(test_host_address),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
