@@ -70,12 +70,13 @@ void credentials_parse(const char *user, size_t user_len, const char *pass, size
 
 int credentials_from_basic(const char *value, size_t len, credentials *out)
 {
-    /* 340 base64 characters decode to at most 255 bytes. */
+    /* 340 base64 characters decode to at most 255 bytes: EVP_DecodeBlock
+     * writes len / 4 * 3 bytes, so any length up to MAX_BASE64 fits. */
     enum { MAX_BASE64 = 340 };
     unsigned char decoded[MAX_BASE64 / 4 * 3 + 1];
 
     memset(out, 0, sizeof *out);
-    if (len <= 6 || strncasecmp(value, "Basic ", 6) != 0 || len - 6 >= MAX_BASE64)
+    if (len <= 6 || strncasecmp(value, "Basic ", 6) != 0 || len - 6 > MAX_BASE64)
         return -1;
     int n = EVP_DecodeBlock(decoded, (const unsigned char *)value + 6, (int)(len - 6));
     if (n <= 0)

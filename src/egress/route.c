@@ -1,31 +1,18 @@
 /* route.c - see route.h. */
 #include "egress/route.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "core/config.h"
 #include "core/util.h"
 #include "egress/credentials.h"
 #include "egress/upstream.h"
-
-/* An address as 16 bytes, IPv4 in its v4-mapped form, so one CIDR
- * comparison serves both families. Returns 0 when text is not an address. */
-static int address_bytes(const char *text, unsigned char out[16])
-{
-    struct in_addr a4;
-    if (inet_pton(AF_INET, text, &a4) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        memcpy(out, mapped, 12);
-        memcpy(out + 12, &a4, 4);
-        return 4;
-    }
-    return inet_pton(AF_INET6, text, out) == 1 ? 6 : 0;
-}
+#include "http/target.h"
 
 int route_parse_match(const char *text, route_rule *r, char *err, size_t errlen)
 {
@@ -39,11 +26,14 @@ int route_parse_match(const char *text, route_rule *r, char *err, size_t errlen)
             goto bad;
         memcpy(addr, text, alen);
         addr[alen] = '\0';
-        int family = address_bytes(addr, r->net);
-        if (!family || bits < 0 || bits > (family == 4 ? 32 : 128))
+        /* Read as hosts are (target_host_address), so that a rule and a
+         * host spelling the same address compare equal. */
+        target_address a;
+        if (!target_host_address(addr, &a) || bits < 0 || bits > (a.family == AF_INET ? 32 : 128))
             goto bad;
+        memcpy(r->net, a.addr, sizeof r->net);
         r->is_cidr = 1;
-        r->prefix = (unsigned)bits + (family == 4 ? 96 : 0);
+        r->prefix = (unsigned)bits + (a.family == AF_INET ? 96 : 0);
         return 0;
     }
     const char *name = strncmp(text, "*.", 2) == 0 ? text + 2 : text;
@@ -58,27 +48,50 @@ bad:
     return -1;
 }
 
-int route_matches(const route_rule *r, const char *host)
+/* The length of a name without its one trailing dot: "tracker.example." is
+ * the fully qualified spelling of "tracker.example", the same host to DNS,
+ * so a rule for either must match both. */
+static size_t name_len(const char *name)
+{
+    size_t len = strlen(name);
+    return len && name[len - 1] == '.' ? len - 1 : len;
+}
+
+/* route_matches for a host whose address is *a (target_host_address: the
+ * address the dialer will connect to), or a NULL a for a name. */
+static int rule_matches(const route_rule *r, const char *host, const target_address *a)
 {
     if (r->is_cidr) {
-        unsigned char a[16];
-        if (!address_bytes(host, a))
+        if (!a)
             return 0; /* names are not resolved here: that would leak them */
         unsigned full = r->prefix / 8, rest = r->prefix % 8;
-        if (memcmp(a, r->net, full) != 0)
+        if (memcmp(a->addr, r->net, full) != 0)
             return 0;
-        return rest == 0 || ((a[full] ^ r->net[full]) & (0xff00 >> rest) & 0xff) == 0;
+        return rest == 0 || ((a->addr[full] ^ r->net[full]) & (0xff00 >> rest) & 0xff) == 0;
     }
     const char *pattern = r->match;
+    target_address pa;
+    if (a && strncmp(pattern, "*.", 2) != 0 && target_host_address(pattern, &pa))
+        /* An address written without a prefix is that one address, however
+         * the host spells it ("010.0.0.1", "::ffff:10.0.0.1"): compared as
+         * text, another spelling would pass a block of it. */
+        return memcmp(pa.addr, a->addr, sizeof pa.addr) == 0;
+    size_t hl = name_len(host);
     if (strncmp(pattern, "*.", 2) == 0) {
         /* "*.example.com" covers example.com and every name below it. */
         const char *domain = pattern + 2;
-        size_t hl = strlen(host), dl = strlen(domain);
+        size_t dl = name_len(domain);
         if (hl == dl)
-            return strcasecmp(host, domain) == 0;
-        return hl > dl && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, domain) == 0;
+            return strncasecmp(host, domain, dl) == 0;
+        return hl > dl && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, domain, dl) == 0;
     }
-    return strcasecmp(host, pattern) == 0;
+    return hl == name_len(pattern) && strncasecmp(host, pattern, hl) == 0;
+}
+
+int route_matches(const route_rule *r, const char *host)
+{
+    target_address a;
+    return rule_matches(r, host, target_host_address(host, &a) ? &a : NULL);
 }
 
 /* The country the request itself asks for: the credentials' option, else
@@ -99,12 +112,14 @@ void route_decide(const config *cfg, const route_input *in, route *out)
     const listen_config *l = in->listener;
     const char *host = in->host;
     const route_rule *matched = NULL, *blocked = NULL;
+    target_address addr; /* read once, not once per rule */
+    const target_address *a = target_host_address(host, &addr) ? &addr : NULL;
     memset(out, 0, sizeof *out);
 
     /* A block anywhere in the list wins; otherwise the first match counts. */
     for (size_t i = 0; i < cfg->nroutes && !blocked; i++) {
         const route_rule *r = &cfg->routes[i];
-        if (!route_matches(r, host))
+        if (!rule_matches(r, host, a))
             continue;
         if (r->action == ROUTE_BLOCK)
             blocked = r;

@@ -1,8 +1,11 @@
 /* target.c - see target.h. */
 #include "http/target.h"
 
+#include <event2/util.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static int is_host_char(unsigned char c)
 {
@@ -96,18 +99,25 @@ int target_parse_absolute(const char *s, size_t len, target *t)
 
     const char *auth = s + sizeof http - 1;
     const char *end = s + len;
-    const char *auth_end = auth;
-    while (auth_end < end && *auth_end != '/' && *auth_end != '?' && *auth_end != '#')
-        auth_end++;
-    if (memchr(s, '#', len))
-        return -1; /* a fragment is never part of a request-target */
+    const char *auth_end = NULL, *at = NULL;
+    /* One pass over the rest: a control byte (CR and LF above all: they
+     * would split the head we write) or a fragment, which is never part of a
+     * request-target, refuses it wherever it is; on the way, the authority
+     * ends at the first '/' or '?' and userinfo at the authority's last '@'. */
+    for (const char *p = auth; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f || c == '#')
+            return -1;
+        if (!auth_end && (c == '/' || c == '?'))
+            auth_end = p;
+        else if (!auth_end && c == '@')
+            at = p;
+    }
+    if (!auth_end)
+        auth_end = end;
 
     /* userinfo is deprecated in http URIs (RFC 9110 4.2.4) and would otherwise
      * reach the origin inside the Host field: drop it. */
-    const char *at = NULL;
-    for (const char *p = auth; p < auth_end; p++)
-        if (*p == '@')
-            at = p;
     if (at)
         auth = at + 1;
 
@@ -137,4 +147,25 @@ int target_parse_authority(const char *s, size_t len, target *t)
 const char *target_origin_prefix(const target *t)
 {
     return (t->path_len == 0 || t->path[0] == '?') ? "/" : "";
+}
+
+int target_host_address(const char *host, target_address *out)
+{
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    struct in_addr a4;
+
+    /* In evutil_getaddrinfo_common_'s order: IPv6 (with a zone), then IPv4. */
+    if (evutil_inet_pton_scope(AF_INET6, host, out->addr, &out->scope) == 1) {
+        out->family = AF_INET6;
+        return 1;
+    }
+    if (evutil_inet_pton(AF_INET, host, &a4) == 1) {
+        out->family = AF_INET;
+        out->scope = 0;
+        memcpy(out->addr, v4_mapped, sizeof v4_mapped);
+        memcpy(out->addr + 12, &a4, sizeof a4);
+        return 1;
+    }
+    memset(out, 0, sizeof *out); /* a zone may have been read before the address failed */
+    return 0;
 }

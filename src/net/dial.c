@@ -27,6 +27,8 @@ struct dial {
     struct evdns_getaddrinfo_request *dns;
     struct evutil_addrinfo *addrs;   /* resolved list (owned) */
     struct evutil_addrinfo *next;    /* next address to try */
+    struct sockaddr_storage literal; /* the address of a literal host */
+    struct evutil_addrinfo literal_ai; /* that address as a list of one (not owned) */
     struct bufferevent *bev;         /* connect in progress */
     struct bufferevent *result;      /* connected, awaiting delivery */
     struct event *timer;             /* deadline, and deferred delivery */
@@ -235,6 +237,20 @@ static void try_next_address(dial *d)
     fail(d, 502, "cannot connect");
 }
 
+/* Connects to the first address of list that accepts, unless one of them
+ * is this proxy's own listener. */
+static void connect_to(dial *d, struct evutil_addrinfo *list)
+{
+    for (struct evutil_addrinfo *ai = list; d->loop_guard && ai; ai = ai->ai_next) {
+        if (is_own_listener(d->cfg, ai->ai_addr)) {
+            fail(d, 508, "the request would loop back into this proxy");
+            return;
+        }
+    }
+    d->next = list;
+    try_next_address(d);
+}
+
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
     dial *d = arg;
@@ -249,14 +265,39 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         return;
     }
     d->addrs = res;
-    for (struct evutil_addrinfo *ai = res; d->loop_guard && ai; ai = ai->ai_next) {
-        if (is_own_listener(d->cfg, ai->ai_addr)) {
-            fail(d, 508, "the request would loop back into this proxy");
-            return;
-        }
+    connect_to(d, res);
+}
+
+/* Dials the address a literal host stands for: the one routing matched
+ * (target_host_address), so no other reading of the text can be dialled. */
+static void connect_literal(dial *d, const target_address *a)
+{
+    struct evutil_addrinfo *ai = &d->literal_ai;
+    if (d->cfg->outgoing_len && d->cfg->outgoing.ss_family != a->family) {
+        /* As the resolver's family filter would for a name. */
+        log_debug("%s is not of outgoing_address's family", d->host);
+        fail(d, 502, "cannot connect");
+        return;
     }
-    d->next = res;
-    try_next_address(d);
+    if (a->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&d->literal;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)d->port);
+        memcpy(&sin->sin_addr, a->addr + 12, sizeof sin->sin_addr);
+        ai->ai_addrlen = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->literal;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)d->port);
+        memcpy(&sin6->sin6_addr, a->addr, sizeof sin6->sin6_addr);
+        sin6->sin6_scope_id = a->scope;
+        ai->ai_addrlen = sizeof *sin6;
+    }
+    ai->ai_family = a->family;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_protocol = IPPROTO_TCP;
+    ai->ai_addr = (struct sockaddr *)&d->literal;
+    connect_to(d, ai);
 }
 
 /* ---- entry points ------------------------------------------------------ */
@@ -283,6 +324,11 @@ dial *dial_start(struct event_base *base, struct evdns_base *dns, const config *
     struct timeval tv = ms_to_timeval(timeout_ms);
     evtimer_add(d->timer, &tv);
 
+    target_address a;
+    if (target_host_address(d->host, &a)) {
+        connect_literal(d, &a);
+        return d;
+    }
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%u", port);
     struct evutil_addrinfo hints;
@@ -290,7 +336,7 @@ dial *dial_start(struct event_base *base, struct evdns_base *dns, const config *
     hints.ai_family = cfg->outgoing_len ? cfg->outgoing.ss_family : AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    /* evdns may answer (numeric hosts, /etc/hosts) before returning: then
+    /* A name: evdns may still answer (/etc/hosts) before returning: then
      * on_resolved has already run and the returned handle is NULL. */
     d->dns = evdns_getaddrinfo(dns, d->host, portstr, &hints, on_resolved, d);
     return d;

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from conftest import Acceptor, Conn, assert_error_response, curl, free_port, get, read_response
+from conftest import Acceptor, Conn, assert_error_response, canned, curl, free_port, get, read_response
 from exits import (COUNTRY_OF, GEO_DB, Exits, answer, ask, basic, ensure_geo_db, header_names,
                    judge_url, kill, make_cert, proxy_auth, run_cli, tunnel, wait_ok)
 
@@ -336,6 +336,46 @@ def test_block_route_wins_even_after_a_matching_country_route(exits, start_proxy
     ready(p.port, w.judge)
     blocked(p, "blocked.test")
     blocked(p, "blocked.test", [proxy_auth("u-country-fr")])
+
+
+# Spellings of 127.0.0.1 that inet_pton(3) refuses but the dialer takes as
+# that address (libevent reads each part as a decimal "%u": http/target.h).
+LOOPBACK_SPELLINGS = ("0127.0.0.1", "127.0.0.01", "0000127.000.000.001", "127.-0.0.1",
+                      "4294967423.0.0.1")
+
+
+def test_block_route_covers_every_spelling_of_an_address(start_proxy, raw_origin):
+    """Routing matches the address the dialer connects to: another spelling
+    of a blocked address (leading zeros above all) is blocked too, never
+    forwarded."""
+    srv = raw_origin(canned(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    # Without routes, each spelling really is dialled as 127.0.0.1.
+    p = start_proxy()
+    for host in LOOPBACK_SPELLINGS:
+        r = get(p.port, "http://%s:%d/x" % (host, srv.port))
+        assert r.status == 200, (host, r)
+    forwarded = len(srv.requests)
+    assert forwarded == len(LOOPBACK_SPELLINGS)
+    p = start_proxy({"routes": [
+        {"match": "127.0.0.1/32", "action": "block"},
+        {"match": "127.0.0.2", "action": "block"},
+    ]})
+    for host in LOOPBACK_SPELLINGS + ("[::ffff:0127.0.0.1]", "0127.0.0.2", "[::ffff:127.0.0.2]"):
+        blocked(p, host)
+        r = get(p.port, "http://%s:%d/x" % (host, srv.port))
+        assert_error_response(r, 403)
+    assert len(srv.requests) == forwarded
+
+
+def test_block_name_route_covers_the_trailing_dot(start_proxy):
+    """"www.tracker.example." is "www.tracker.example" to DNS: a name route
+    blocks both spellings, whichever one it is written in."""
+    p = start_proxy({"routes": [
+        {"match": "*.tracker.example", "action": "block"},
+        {"match": "exact.example.", "action": "block"},
+    ]})
+    for host in ("www.tracker.example.", "tracker.example.", "exact.example", "exact.example."):
+        blocked(p, host)
 
 
 def test_route_direct(exits, start_proxy):
