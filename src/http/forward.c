@@ -210,9 +210,15 @@ void forward_request_head(struct evbuffer *out, const http_request *req, const t
     }
 
     evbuffer_add(out, req->method, req->method_len);
-    /* " " then "/" when the path needs one (target_origin_prefix). */
-    evbuffer_add(out, " /", 1 + (*target_origin_prefix(t) == '/'));
-    evbuffer_add(out, t->path, t->path_len);
+    if (t->path_len == 0 && req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0) {
+        /* RFC 9112 3.2.4: OPTIONS for a URI with no path and no query asks
+         * about the server itself, which origin-form spells "*", not "/". */
+        evbuffer_add(out, " *", 2);
+    } else {
+        /* " " then "/" when the path needs one (target_origin_prefix). */
+        evbuffer_add(out, " /", 1 + (*target_origin_prefix(t) == '/'));
+        evbuffer_add(out, t->path, t->path_len);
+    }
     evbuffer_add(out, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
     if (!has_host) {
         /* Where browsers put it: first. */

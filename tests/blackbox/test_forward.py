@@ -103,6 +103,32 @@ def test_path_empty_and_query_only(start_proxy, raw_origin):
     assert reqs[1].startswith(b"GET /?x=1 HTTP/1.1\r\n")
 
 
+def test_options_with_empty_path_is_asterisk(start_proxy, raw_origin):
+    """RFC 9112 3.2.4: OPTIONS for a URI with no path and no query is about
+    the server itself, "*" in origin-form; a path or a query keep theirs."""
+    srv = raw_origin(canned(OK2))
+    p = start_proxy()
+    a = b"127.0.0.1:%d" % srv.port
+    for target in (b"", b"?x=1", b"/"):
+        exchange(p.port, b"OPTIONS http://" + a + target + b" HTTP/1.1\r\nHost: " + a
+                 + b"\r\nConnection: close\r\n\r\n")
+    reqs = srv.wait_requests(3)
+    assert reqs[0].startswith(b"OPTIONS * HTTP/1.1\r\nHost: " + a + b"\r\n")
+    assert reqs[1].startswith(b"OPTIONS /?x=1 HTTP/1.1\r\n")
+    assert reqs[2].startswith(b"OPTIONS / HTTP/1.1\r\n")
+
+
+def test_options_with_empty_path_through_an_http_exit(start_proxy, raw_origin):
+    """Toward an HTTP proxy exit the target stays in absolute-form with its
+    empty path: the exit, the last proxy on the chain, writes the "*"."""
+    exit_ = raw_origin(canned(OK2))
+    p = start_proxy({"upstreams": [{"url": "http://127.0.0.1:%d" % exit_.port}]})
+    exchange(p.port, b"OPTIONS http://127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+             b"Connection: close\r\n\r\n")
+    reqs = [r for r in exit_.wait_requests(1) if r.startswith(b"OPTIONS")]
+    assert reqs and reqs[0].startswith(b"OPTIONS http://127.0.0.1:9 HTTP/1.1\r\n"), exit_.requests
+
+
 # ------------------------------------------------------------------ byte faithfulness
 
 

@@ -19,8 +19,6 @@
  * exact-size heap copies. Runs from the repository root: the shipped
  * policies are read from ./policies; an empty policy ("plain", no rules) is
  * written to a temporary directory so that only forward.c acts.
- * A test that shows a bug in src/ starts with KNOWN_BUG(): it is skipped so
- * the suite stays green; ANONPROXY_KNOWN_BUGS=1 in the environment runs it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,12 +36,6 @@
 #include "http/http_parser.h"
 #include "http/policy.h"
 #include "http/target.h"
-
-#define KNOWN_BUG()                                                                        \
-    do {                                                                                   \
-        if (!getenv("ANONPROXY_KNOWN_BUGS"))                                               \
-            skip();                                                                        \
-    } while (0)
 
 #define MAX_FIELDS 64
 
@@ -290,18 +282,24 @@ static void test_host_rewritten_from_the_target(void **state)
                         "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
 }
 
-/* SUSPECTED BUG (RFC 9112 3.2.4, forward.c forward_request_head): "When a
- * proxy receives an OPTIONS request with an absolute-form of request-target
- * in which the URI has an empty path and no query component, then the last
- * proxy on the request chain MUST send a request-target of "*"". Input
- * "OPTIONS http://example.com:8001 HTTP/1.1"; expected "OPTIONS * HTTP/1.1",
- * actual "OPTIONS / HTTP/1.1" (asks about the resource "/", not the server). */
+/* RFC 9112 3.2.4: "When a proxy receives an OPTIONS request with an
+ * absolute-form of request-target in which the URI has an empty path and no
+ * query component, then the last proxy on the request chain MUST send a
+ * request-target of "*"". Only then: a query, a path, or another method
+ * (methods are case-sensitive) keep the usual "/". */
 static void test_options_with_empty_path_is_asterisk(void **state)
 {
     (void)state;
-    KNOWN_BUG();
     assert_string_equal(request("OPTIONS http://example.com:8001 HTTP/1.1\r\n\r\n"),
                         "OPTIONS * HTTP/1.1\r\nHost: example.com:8001\r\n\r\n");
+    assert_string_equal(request("OPTIONS http://example.com:8001?a HTTP/1.1\r\n\r\n"),
+                        "OPTIONS /?a HTTP/1.1\r\nHost: example.com:8001\r\n\r\n");
+    assert_string_equal(request("OPTIONS http://example.com:8001/ HTTP/1.1\r\n\r\n"),
+                        "OPTIONS / HTTP/1.1\r\nHost: example.com:8001\r\n\r\n");
+    assert_string_equal(request("options http://example.com:8001 HTTP/1.1\r\n\r\n"),
+                        "options / HTTP/1.1\r\nHost: example.com:8001\r\n\r\n");
+    assert_string_equal(request("OPTIONSX http://example.com:8001 HTTP/1.1\r\n\r\n"),
+                        "OPTIONSX / HTTP/1.1\r\nHost: example.com:8001\r\n\r\n");
 }
 
 /* ------------------------------------------------------------ hop-by-hop toward the origin */
