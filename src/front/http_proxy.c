@@ -319,8 +319,11 @@ static void write_request_head(client *c, struct evbuffer *out)
     size_t method_len = (size_t)(space - head) + 1;
     evbuffer_add(out, head, method_len);
     evbuffer_add_printf(out, "http://%s", c->up_authority);
+    /* "OPTIONS *" (forward.c) is an empty path in absolute-form (RFC 9112
+     * 3.2.4): the exit, the last proxy, is the one to write the "*". */
+    size_t star = len - method_len > 2 && memcmp(head + method_len, "* ", 2) == 0;
     /* Everything up to the final empty line, then the credentials. */
-    evbuffer_add(out, head + method_len, len - method_len - 2);
+    evbuffer_add(out, head + method_len + star, len - method_len - star - 2);
     if (proxy->proxy_auth)
         evbuffer_add_printf(out, "Proxy-Authorization: %s\r\n", proxy->proxy_auth);
     evbuffer_add(out, "\r\n", 2);
