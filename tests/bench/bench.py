@@ -3,6 +3,8 @@
 
     python3 tests/bench/bench.py            full run (median of 3 runs, 10 s each)
     python3 tests/bench/bench.py --quick    1 run of 2 s, 1,000 idle tunnels
+    python3 tests/bench/bench.py --workloads small --peers none --baseline REV
+                                            build/anonproxy against REV built aside
 
 Everything runs on 127.0.0.1 only: an nginx origin, the peers in the
 foreground with loopback-only configs written to a temporary folder, and
@@ -436,9 +438,12 @@ class Anonproxy(Peer):
     # Keys the brief's config does not need; dropped if this build rejects them.
     OPTIONAL = ("connect_ports", "log_level")
 
-    def __init__(self, bench, variant="", workers=2, mode="elite", policies: Path | None = None):
-        super().__init__(bench, "anonproxy", variant)
+    def __init__(self, bench, variant="", workers=2, mode="elite", policies: Path | None = None,
+                 name: str = "anonproxy", binary: Path | None = None):
+        super().__init__(bench, name, variant)
         self.workers, self.mode, self.policies = workers, mode, policies
+        self.binary = binary or bench.binary
+        self.dropped: list[str] = []
 
     def config(self) -> dict:
         o = self.bench.origin_port
@@ -461,7 +466,7 @@ class Anonproxy(Peer):
         path = self.dir / "anonproxy.json"
         while True:
             path.write_text(json.dumps(cfg, indent=2) + "\n")
-            r = run([str(self.bench.binary), "-t", "-c", str(path)], timeout=20)
+            r = run([str(self.binary), "-t", "-c", str(path)], timeout=20)
             if r.returncode == 0:
                 return path
             msg = (r.stderr or r.stdout).strip().replace("\n", " | ")
@@ -469,13 +474,27 @@ class Anonproxy(Peer):
             if not dropped:
                 raise StartError(f"config rejected: {msg}")
             for k in dropped:
-                log(f"anonproxy: this build rejects optional key {k!r} ({msg}); dropping it")
+                log(f"{self.name}: this build rejects optional key {k!r} ({msg}); dropping it")
                 del cfg[k]
+                self.dropped.append(k)
 
     def argv(self) -> list[str]:
-        if not self.bench.binary.exists():
-            raise StartError(f"{self.bench.binary} not built")
-        return [str(self.bench.binary), "-c", str(self.check_config())]
+        if not self.binary.exists():
+            raise StartError(f"{self.binary} not built")
+        return [str(self.binary), "-c", str(self.check_config())]
+
+
+class BaselineAnonproxy(Anonproxy):
+    """anonproxy built from --baseline REV in a git worktree (Bench.build_baseline):
+    the anonproxy peer's config and workers, with that build's binary and the
+    policies folder of that revision (its build/../policies, named explicitly;
+    left to the binary when that revision has no policies folder)."""
+
+    def __init__(self, bench, workers=2):
+        b = bench.baseline
+        pol = b["src"] / "policies"
+        super().__init__(bench, workers=workers, policies=pol if pol.is_dir() else None,
+                         name=b["label"], binary=b["src"] / "build" / "anonproxy")
 
 
 class Squid(Peer):
@@ -914,6 +933,14 @@ class Bench:
         self.results: dict = {}
         self.peers: dict[str, Peer | None] = {}
         self.selected = {"anonproxy", "direct"} | set(args.peers)
+        # --baseline REV: that revision, built in a worktree under self.tmp.
+        self.baseline: dict | None = None
+        if args.baseline:
+            short = args.baseline_short
+            self.baseline = {"rev": args.baseline, "commit": args.baseline_commit,
+                             "short": short, "label": f"anonproxy@{short}",
+                             "src": self.tmp / "baseline-src"}
+            self.selected.add(self.baseline["label"])
 
     # -------- setup
     def raise_nofile(self) -> None:
@@ -950,7 +977,10 @@ class Bench:
                            "tinyproxy": ["tinyproxy", "-v"], "privoxy": ["privoxy", "--version"],
                            "haproxy": ["haproxy", "-v"], "wrk": ["wrk", "-v"],
                            "curl": ["curl", "--version"],
-                           "anonproxy": [str(self.binary), "-V"]}.items():
+                           "anonproxy": [str(self.binary), "-V"],
+                           **({self.baseline["label"]:
+                               [str(self.baseline["src"] / "build" / "anonproxy"), "-V"]}
+                              if self.baseline and not self.baseline.get("error") else {})}.items():
             try:
                 r = run(argv, timeout=10)
                 out[name] = (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else ""
@@ -962,7 +992,25 @@ class Bench:
     def start_peer(self, name: str, **kw) -> Peer:
         if name == "anonproxy":
             return Anonproxy(self, **kw).start()
+        if self.baseline and name == self.baseline["label"]:
+            return BaselineAnonproxy(self, **kw).start()
         return PEER_CLASSES[name](self, name).start()
+
+    def small_names(self) -> list[str]:
+        """PEERS, plus the baseline build right after anonproxy when there is one."""
+        if not self.baseline:
+            return list(PEERS)
+        return PEERS[:1] + [self.baseline["label"]] + PEERS[1:]
+
+    def small_order(self, i: int) -> list[str]:
+        """Round i of small requests: PEERS rotated, so load spikes hit everyone; the
+        baseline build always back to back with anonproxy, first every other round,
+        so that the two figures of a round saw the same load."""
+        order = rotate(PEERS, i)
+        if self.baseline:
+            k = order.index("anonproxy") + (i % 2 == 0)
+            order.insert(k, self.baseline["label"])
+        return order
 
     def status_of(self, name: str) -> str | None:
         """None when the peer can be measured, else why not."""
@@ -970,6 +1018,8 @@ class Bench:
             return None
         if name not in self.selected:
             return "skipped (--peers)"
+        if self.baseline and name == self.baseline["label"] and self.baseline.get("error"):
+            return self.baseline["error"]
         p = self.peers.get(name)
         if p is None:
             return "not run"
@@ -992,9 +1042,10 @@ class Bench:
     # -------- workloads
     def wl_small(self) -> None:
         a = self.args
-        out = {n: {"runs": []} for n in PEERS}
+        names = self.small_names()
+        out = {n: {"runs": []} for n in names}
         for i in range(a.runs):
-            for name in rotate(PEERS, i):   # interleaved, so load spikes hit everyone
+            for name in self.small_order(i):   # interleaved, so load spikes hit everyone
                 why = self.status_of(name)
                 if why:
                     out[name]["error"] = why
@@ -1002,6 +1053,7 @@ class Bench:
                 port, target, host = self.endpoint(name)
                 pid = self.origin.proc.pid if name == "direct" else self.peers[name].proc.pid
                 r = run_wrk(port, target, host, a.duration, conns=a.connections, cpu_pid=pid)
+                r["round"] = i + 1
                 out[name]["runs"].append(r)
                 log(f"small requests run {i + 1}/{a.runs} {name}: " +
                     (r.get("error") or f"{r['rps']:,.0f} req/s p50 {r['p50_ms']:.2f} ms "
@@ -1009,9 +1061,32 @@ class Bench:
                                        f"{r['cpu_us_per_req']:.1f} us CPU/req, "
                                        f"{r['non_2xx_3xx']} bad statuses, "
                                        f"{r['socket_errors']} socket errors"))
-        for name in PEERS:
+        for name in names:
             self.summarise(out[name], ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"))
         self.results["small"] = out
+        if self.baseline:
+            self.compare_baseline(out)
+
+    def compare_baseline(self, small: dict) -> None:
+        """anonproxy against the --baseline build: ratios of the medians (the
+        target), and per-round ratios, both having run in the same round."""
+        b = self.baseline
+        res = self.results["baseline"]
+        cur, base = small["anonproxy"], small[b["label"]]
+        if cur.get("error") and not any("error" not in r for r in cur["runs"]) \
+                or base.get("error") and not any("error" not in r for r in base["runs"]):
+            return
+        res["cpu_ratio"] = ratio(cur["median"]["cpu_us_per_req"], base["median"]["cpu_us_per_req"])
+        res["rps_ratio"] = ratio(cur["median"]["rps"], base["median"]["rps"])
+        by_round = {r["round"]: r for r in base["runs"] if "error" not in r}
+        pairs = [(r, by_round[r["round"]]) for r in cur["runs"]
+                 if "error" not in r and r["round"] in by_round]
+        res["cpu_ratio_per_round"] = [ratio(c.get("cpu_us_per_req"), p.get("cpu_us_per_req"))
+                                      for c, p in pairs]
+        res["rps_ratio_per_round"] = [ratio(c["rps"], p["rps"]) for c, p in pairs]
+        log(f"baseline {b['label']}: CPU per small request ratio "
+            f"{fmt_num(res['cpu_ratio'], 3)} (medians), per round "
+            + ", ".join(fmt_num(x, 3) for x in res["cpu_ratio_per_round"]))
 
     def summarise(self, entry: dict, keys) -> None:
         runs = entry["runs"]
@@ -1185,10 +1260,77 @@ class Bench:
             e["min_served"] = min((r["served"] for r in runs), default=None)
         self.results["idle"] = out
 
+    # -------- the --baseline build
+    def build_baseline(self) -> None:
+        """git worktree add --detach <tmp>/baseline-src REV; make -C there all."""
+        b = self.baseline
+        src = b["src"]
+        res = self.results["baseline"] = {k: str(v) for k, v in b.items()}
+        log(f"baseline: git worktree add --detach {src} {b['rev']} ({b['commit'][:12]})")
+        try:
+            r = run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src), b["commit"]],
+                    timeout=300)
+        except subprocess.TimeoutExpired:
+            r = None
+        if r is None or r.returncode != 0:
+            b["error"] = "git worktree add failed: " + (
+                "timed out" if r is None else " | ".join((r.stderr + r.stdout).strip().splitlines()[-4:]))
+        else:
+            # Plain `make all`: no flags inherited from a `make bench` (SAN=1, -j...).
+            env = {k: v for k, v in clean_env().items()
+                   if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+            build_log = self.tmp / "baseline-build.log"
+            log(f"baseline: make -C {src} all (output in {build_log})")
+            t0 = time.monotonic()
+            try:
+                r = run(["make", "-C", str(src), "all"], timeout=1800, env=env)
+                build_log.write_text(r.stdout + r.stderr)
+                if r.returncode != 0 or not (src / "build" / "anonproxy").exists():
+                    b["error"] = (f"make -C baseline-src all failed (exit {r.returncode}): "
+                                  + " | ".join((r.stderr.strip() or r.stdout.strip())
+                                               .splitlines()[-4:]))
+            except subprocess.TimeoutExpired:
+                b["error"] = "make -C baseline-src all timed out after 1800 s"
+            res["build_seconds"] = round(time.monotonic() - t0, 1)
+        if b.get("error"):
+            res["error"] = b["error"]
+            log(f"baseline {b['label']}: {b['error']}")
+        else:
+            log(f"baseline {b['label']}: built in {res['build_seconds']:g} s")
+
+    def remove_baseline(self) -> None:
+        """Removes the worktree and git's record of it; only ever this one."""
+        if not self.baseline:
+            return
+        src = self.baseline["src"]
+        common = run(["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute",
+                      "--git-common-dir"], timeout=30).stdout.strip()
+        if src.exists():
+            r = run(["git", "-C", str(ROOT), "worktree", "remove", "--force", "--force", str(src)],
+                    timeout=120)
+            if r.returncode != 0:
+                log(f"baseline: git worktree remove: {r.stderr.strip()}; removing it by hand")
+            shutil.rmtree(src, ignore_errors=True)
+        # An interrupted add or remove can leave git's record of the worktree behind:
+        # drop the one whose gitdir points into our folder (not `git worktree prune`,
+        # which would touch other people's worktrees too).
+        admin = Path(common) / "worktrees" if common else None
+        if admin and admin.is_dir():
+            for d in admin.iterdir():
+                try:
+                    points_to = Path((d / "gitdir").read_text().strip())
+                except OSError:
+                    continue
+                if points_to == src / ".git":
+                    shutil.rmtree(d, ignore_errors=True)
+        self.baseline["removed"] = True
+
     # -------- orchestration
     def run(self) -> None:
         a = self.args
         self.raise_nofile()
+        if self.baseline:
+            self.build_baseline()
         self.make_files()
         origin = Nginx(self, "origin").start()
         if origin.error:
@@ -1204,9 +1346,21 @@ class Bench:
             "big_file_bytes": self.big_size, "versions": self.versions(),
             "origin_port": self.origin_port,
         }
+        self.meta["anonproxy_tree"] = self.tree_state()
         wl = set(a.workloads)
         if wl & {"small", "tunnel", "plain"}:
             self.peers["anonproxy"] = self.start_peer("anonproxy", workers=2)
+            if self.baseline and not self.baseline.get("error"):
+                label = self.baseline["label"]
+                p = self.peers[label] = self.start_peer(label, workers=self.peers["anonproxy"].workers)
+                if p.error:
+                    self.baseline["error"] = p.error
+                    self.results["baseline"]["error"] = p.error
+                cur = self.peers["anonproxy"]
+                if isinstance(cur, Anonproxy) and sorted(p.dropped) != sorted(cur.dropped):
+                    self.notes.append(f"The two anonproxy configs differ: this build dropped "
+                                      f"{cur.dropped or 'no key'}, {label} dropped "
+                                      f"{p.dropped or 'no key'} (optional keys it rejects).")
             for name in PEER_CLASSES:
                 if name in self.selected:
                     self.peers[name] = self.start_peer(name)
@@ -1237,8 +1391,55 @@ class Bench:
                               f"{os.cpu_count()} CPUs, other jobs included): figures are noisy.")
         self.meta["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
+    def tree_state(self) -> dict:
+        """What build/anonproxy was built from, as far as git can tell."""
+        out = {"binary": str(self.binary)}
+        try:
+            out["head"] = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              timeout=30).stdout.strip()
+            # What the build reads: C sources and headers, and the Makefile.
+            paths = ["src/*.c", "src/*.h", "Makefile"]
+            st = run(["git", "-C", str(ROOT), "status", "--porcelain", "--"] + paths,
+                     timeout=60).stdout.splitlines()
+            out["uncommitted_src_files"] = len(st)
+            mtime = self.binary.stat().st_mtime
+            out["binary_mtime"] = datetime.datetime.fromtimestamp(
+                mtime).astimezone().isoformat(timespec="seconds")
+            last = run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %ct", "--"] + paths,
+                       timeout=30).stdout.split()
+            if len(last) == 2 and int(last[1]) > mtime:
+                out["older_than_commit"] = last[0]
+        except (OSError, subprocess.SubprocessError) as e:
+            out["error"] = str(e)
+        flavour = ROOT / "build" / ".flavour"
+        if self.binary == (ROOT / "build" / "anonproxy").resolve() and flavour.exists():
+            out["flavour"] = flavour.read_text().strip()
+        if self.baseline:
+            if out.get("uncommitted_src_files"):
+                self.notes.append(f"{self.binary.name} was built from a tree at "
+                                  f"{out.get('head')} with {out['uncommitted_src_files']} "
+                                  f"uncommitted source file(s) (src/*.c, src/*.h, Makefile) "
+                                  f"at start.")
+            if out.get("older_than_commit"):
+                self.notes.append(f"{self.binary.name} is older than commit "
+                                  f"{out['older_than_commit']}, the last one to change src/*.c, "
+                                  f"src/*.h or Makefile: it may not be a build of HEAD "
+                                  f"({out.get('head')}).")
+            if out.get("flavour", "build/obj") != "build/obj":
+                self.notes.append(f"build/anonproxy is a {out['flavour']} build (SAN=1?) while "
+                                  f"the baseline is a plain one: the comparison is unfair.")
+        return out
+
     def cleanup(self) -> None:
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)   # let a second Ctrl-C not stop the clean-up
         Proc.stop_all()
+        if self.baseline and not self.baseline.get("removed"):
+            try:
+                self.remove_baseline()
+                log(f"baseline: removed the worktree {self.baseline['src']}")
+            except (OSError, subprocess.SubprocessError) as e:
+                log(f"baseline: could not remove the worktree {self.baseline['src']}: {e}")
         if self.args.keep_tmp:
             log(f"kept {self.tmp}")
         else:
@@ -1260,6 +1461,7 @@ class Report:
         self.b = bench
         self.r = bench.results
         self.verdicts: list[str] = []
+        self.baseline_line: str | None = None
 
     def cell_error(self, entry: dict | None) -> str | None:
         if entry is None:
@@ -1333,6 +1535,47 @@ class Report:
                      f"less than squid ({cvals['anonproxy']:.1f} against {cvals['squid']:.1f} us).")
         self.b.notes.append(text)
 
+    def baseline_target(self) -> str:
+        """The refactor check: CPU per small request against --baseline REV."""
+        bl = self.b.baseline
+        res = self.r.get("baseline", {})
+        cur = self.r["small"]["anonproxy"]["median"].get("cpu_us_per_req")
+        base = self.r["small"][bl["label"]]["median"].get("cpu_us_per_req")
+        at = bl["short"] + (f" ({bl['rev']})" if bl["rev"] != bl["short"] else "")
+        value = res.get("cpu_ratio")
+        desc = (f"CPU per small request: {fmt_num(cur, 1)} µs vs {fmt_num(base, 1)} µs at {at}: "
+                f"ratio {fmt_num(value, 3)} (target ≤ 1.05)")
+        return self.target(desc, value, 1.05, False)
+
+    def baseline_row(self) -> list[str]:
+        bl = self.b.baseline
+        label = bl["label"]
+        e = self.r["small"][label]
+        err = self.cell_error(e)
+        if err:
+            cell = self.clean(f"{label}: {err}")
+        else:
+            m = e["median"]
+            cell = (f"{label}: {fmt_num(m['rps'])} req/s, p50 / p99 {m['p50_ms']:.2f} / "
+                    f"{m['p99_ms']:.2f} ms, CPU {fmt_num(m['cpu_us_per_req'], 1)} us/req")
+            bad = [r for r in e["runs"] if "error" in r]
+            if bad:
+                cell += f" ({len(bad)}/{len(e['runs'])} runs failed: {self.clean(bad[0]['error'])})"
+        res = self.r.get("baseline", {})
+        rat = ""
+        if res.get("cpu_ratio") is not None:
+            per = [x for x in res.get("cpu_ratio_per_round", []) if x is not None]
+            rat = (f"anonproxy / {label}: req/s {fmt_num(res['rps_ratio'], 3)}x, "
+                   f"CPU/request {fmt_num(res['cpu_ratio'], 3)}x")
+            if len(per) > 1:
+                rat += (f" (per round: {min(per):.3f}-{max(per):.3f}, "
+                        f"median {statistics.median(per):.3f})")
+        self.baseline_line = self.baseline_target()
+        src = "built aside" + (f" from {bl['rev']}" if bl["rev"] != bl["short"] else "")
+        return ([f"1d. Refactor check: small requests, anonproxy against {label} "
+                 f"({src}), same config and workers"]
+                + [cell] + ["-"] * (len(PEERS) - 1) + [rat, self.baseline_line])
+
     def build(self) -> str:
         head = ["Workload"] + [LABELS.get(n, n) for n in PEERS] + ["anonproxy vs peers", "Targets"]
         rows = []
@@ -1363,6 +1606,8 @@ class Report:
                          "(less load-sensitive than req/s)"] + cpu
                         + [self.ratios(cvals, "us/req", 1) + " (lower is better)", ""])
             self.note_small_bound(vals, cvals)
+            if self.b.baseline:
+                rows.append(self.baseline_row())
 
         big = f"{self.b.args.big_mib / 1024:g} GiB" if self.b.args.big_mib >= 1024 else f"{self.b.args.big_mib} MiB"
         if "tunnel" in r:
@@ -1506,7 +1751,11 @@ def parse_args(argv=None):
                    help="comma-separated subset of small,scaling,elite,tunnel,plain,idle")
     p.add_argument("--peers", default="squid,tinyproxy,privoxy,haproxy",
                    help="comma-separated peers to measure besides anonproxy and direct "
-                        "(default squid,tinyproxy,privoxy,haproxy)")
+                        "(default squid,tinyproxy,privoxy,haproxy; 'none' or '' for none)")
+    p.add_argument("--baseline", metavar="REV",
+                   help="also measure anonproxy built from git revision REV (in a temporary "
+                        "worktree) in the small-requests workload: the refactor check, CPU per "
+                        "small request within 5%% of REV's")
     p.add_argument("--anonproxy", default=str(ROOT / "build" / "anonproxy"),
                    help="the binary to measure (default build/anonproxy)")
     p.add_argument("--json", default=str(ROOT / "build" / "bench.json"),
@@ -1520,12 +1769,24 @@ def parse_args(argv=None):
     a.hold = a.hold if a.hold is not None else (1.0 if a.quick else 3.0)
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
     a.peers = [w.strip() for w in a.peers.split(",") if w.strip()]
+    if a.peers == ["none"]:
+        a.peers = []
     bad_peers = set(a.peers) - set(PEER_CLASSES)
     if bad_peers:
         p.error(f"unknown peers {sorted(bad_peers)} (choose from {', '.join(PEER_CLASSES)})")
     bad = set(a.workloads) - {"small", "scaling", "elite", "tunnel", "plain", "idle"}
     if bad or a.runs < 1 or a.duration <= 0 or a.tunnels < 1 or a.big_mib < 1:
         p.error(f"bad arguments {sorted(bad) if bad else ''}")
+    if a.baseline is not None:
+        if "small" not in a.workloads:
+            p.error("--baseline compares small requests: --workloads must include small")
+        r = run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                 f"{a.baseline}^{{commit}}"], timeout=30)
+        if r.returncode != 0 or not r.stdout.strip():
+            p.error(f"--baseline {a.baseline}: not a commit of {ROOT}")
+        a.baseline_commit = r.stdout.strip()
+        a.baseline_short = run(["git", "-C", str(ROOT), "rev-parse", "--short", a.baseline_commit],
+                               timeout=30).stdout.strip()
     return a
 
 
@@ -1551,14 +1812,17 @@ def main(argv=None) -> int:
     a = args
     print(f"\n## anonproxy benchmark ({'quick: ' if a.quick else ''}median of {a.runs} run(s), "
           f"{a.duration:g} s wrk runs, {os.cpu_count()} CPUs, load average at start "
-          f"{bench.meta['loadavg_start'][0]:.2f})\n")
+          f"{bench.meta['loadavg_start'][0]:.2f}"
+          + (f"; baseline {bench.baseline['label']}" if bench.baseline else "") + ")\n")
     print(table)
     v = collections.Counter(report.verdicts)
     print(f"\nTargets: {v['PASS']} PASS, {v['FAIL']} FAIL, {v['N/A']} N/A. "
           "Ratios are anonproxy / peer (for KB/tunnel and CPU/request, lower is better). "
           "Every process ran on 127.0.0.1 on the same machine as its load generator.")
+    if report.baseline_line:
+        print(f"Refactor check: {report.baseline_line}")
     small = bench.results.get("small", {})
-    for name in PEERS:
+    for name in bench.small_names():
         runs = [r for r in small.get(name, {}).get("runs", []) if "wrk" in r]
         reads = sum(r["wrk"]["errors_read"] for r in runs)
         if runs and reads > 0.5 * sum(r["wrk"]["requests"] for r in runs):
