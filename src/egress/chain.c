@@ -20,8 +20,10 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "http/http_parser.h"
 #include "core/log.h"
+#include "core/util.h"
+#include "http/head_reader.h"
+#include "http/http_parser.h"
 
 /* A proxy's reply to CONNECT is small; anything bigger is not a reply. */
 #define MAX_REPLY_HEAD 16384
@@ -48,6 +50,7 @@ struct chain_walk {
     size_t scan;                 /* http_head_end resume point */
     struct event *timer;         /* deadline, and deferred delivery */
     chain_status status;
+    proxy_error error;             /* CHAIN_DEST_FAILED: what the exit said */
     const char *detail;
     int done;                    /* outcome decided, delivery queued */
     chain_cb cb;
@@ -76,6 +79,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     struct bufferevent *bev = w->status == CHAIN_OK ? w->bev : NULL;
     chain_status status = w->status;
+    proxy_error error = w->error;
     const char *detail = w->detail;
     chain_cb cb = w->cb;
     void *arg2 = w->arg;
@@ -85,7 +89,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         w->bev = NULL;
     }
     walk_free(w);
-    cb(bev, status, detail, arg2);
+    cb(bev, status, error, detail, arg2);
 }
 
 /* Ends the walk; delivery happens from the loop. */
@@ -224,32 +228,58 @@ static void hop_done(chain_walk *w)
 }
 
 /* A failure of the current hop's request: the destination's fault when the
- * target was the destination and the hop says so, the upstream's otherwise. */
-static void refused(chain_walk *w, int dest_reason, const char *upstream_detail, const char *dest_detail)
+ * target was the destination and the hop says why (dest_error is not
+ * PE_NONE), the upstream's otherwise. */
+static void refused(chain_walk *w, proxy_error dest_error, const char *upstream_detail,
+                    const char *dest_detail)
 {
     const char *host;
     unsigned port;
     int is_dest;
     next_target(w, &host, &port, &is_dest);
-    if (is_dest && dest_reason)
+    if (is_dest && dest_error != PE_NONE) {
+        w->error = dest_error;
         finish(w, CHAIN_DEST_FAILED, dest_detail);
-    else
+    } else {
         finish(w, CHAIN_UPSTREAM_FAILED, upstream_detail);
+    }
+}
+
+/* What an HTTP proxy's refusal of CONNECT says about the destination. */
+static proxy_error http_reply_error(int status)
+{
+    switch (status) {
+    case 403: return PE_DESTINATION_IP_PROHIBITED;
+    case 502:
+    case 503: return PE_DESTINATION_UNAVAILABLE;
+    case 504: return PE_CONNECTION_TIMEOUT;
+    default: return PE_NONE;
+    }
+}
+
+/* What a SOCKS5 reply code (RFC 1928 section 6) says about the destination;
+ * 0x07 and 0x08 are the proxy's own limits, not the destination's. */
+static proxy_error socks5_reply_error(unsigned code)
+{
+    static const proxy_error by_code[] = {
+        [1] = PE_DESTINATION_UNAVAILABLE,  [2] = PE_DESTINATION_IP_PROHIBITED,
+        [3] = PE_DESTINATION_IP_UNROUTABLE, [4] = PE_DESTINATION_IP_UNROUTABLE,
+        [5] = PE_CONNECTION_REFUSED,       [6] = PE_CONNECTION_TIMEOUT,
+    };
+    return code < ARRAY_LEN(by_code) ? by_code[code] : PE_NONE;
 }
 
 /* ---- replies ----------------------------------------------------------- */
 
 static void read_http_reply(chain_walk *w, struct evbuffer *in)
 {
-    size_t len = evbuffer_get_length(in);
-    size_t window = len < MAX_REPLY_HEAD ? len : MAX_REPLY_HEAD;
-    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
-    size_t head_len = http_head_end(buf, window, &w->scan);
-    if (head_len == 0) {
-        if (window >= MAX_REPLY_HEAD)
-            finish(w, CHAIN_UPSTREAM_FAILED, "the upstream proxy sent an oversized reply");
+    const char *buf;
+    long found = http_head_find(in, MAX_REPLY_HEAD, &w->scan, &buf);
+    if (found < 0)
+        finish(w, CHAIN_UPSTREAM_FAILED, "the upstream proxy sent an oversized reply");
+    if (found <= 0)
         return;
-    }
+    size_t head_len = (size_t)found;
     http_field fields[MAX_REPLY_FIELDS];
     http_limits limits = {MAX_REPLY_HEAD, MAX_REPLY_FIELDS, MAX_REPLY_HEAD, MAX_REPLY_HEAD};
     http_response resp;
@@ -265,8 +295,8 @@ static void read_http_reply(chain_walk *w, struct evbuffer *in)
     else if (resp.status == 407)
         finish(w, CHAIN_UPSTREAM_FAILED, "the upstream proxy refused our credentials");
     else
-        refused(w, resp.status == 502 || resp.status == 503 || resp.status == 504 || resp.status == 403,
-                "the upstream proxy refused the tunnel", "the exit could not reach the origin");
+        refused(w, http_reply_error(resp.status), "the upstream proxy refused the tunnel",
+                "the exit could not reach the origin");
 }
 
 /* Bytes a SOCKS5 CONNECT reply has, given its first 5 bytes. */
@@ -340,7 +370,7 @@ static void read_socks(chain_walk *w, struct evbuffer *in)
         if (r[1] == 0)
             hop_done(w);
         else
-            refused(w, r[1] >= 1 && r[1] <= 6, "the SOCKS5 proxy refused the tunnel",
+            refused(w, socks5_reply_error(r[1]), "the SOCKS5 proxy refused the tunnel",
                     "the exit could not reach the origin");
         return;
     }
@@ -353,7 +383,8 @@ static void read_socks(chain_walk *w, struct evbuffer *in)
         else if (r[1] == 0x5a)
             hop_done(w);
         else
-            refused(w, r[1] == 0x5b, "the SOCKS4a proxy refused the tunnel",
+            refused(w, r[1] == 0x5b ? PE_DESTINATION_UNAVAILABLE : PE_NONE,
+                    "the SOCKS4a proxy refused the tunnel",
                     "the exit could not reach the origin");
         return;
     default:

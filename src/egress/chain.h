@@ -14,6 +14,7 @@
 #ifndef ANONPROXY_CHAIN_H
 #define ANONPROXY_CHAIN_H
 
+#include "core/proxy_error.h"
 #include "egress/upstream.h"
 
 struct bufferevent;
@@ -29,8 +30,11 @@ typedef enum chain_status {
 
 /* On CHAIN_OK, bev is ready for the request (ownership passes to the
  * callee); otherwise bev is NULL and detail says what went wrong, fit for a
- * client. The walk is freed before the call. */
-typedef void (*chain_cb)(struct bufferevent *bev, chain_status status, const char *detail, void *arg);
+ * client. On CHAIN_DEST_FAILED, error is what the exit said about the
+ * destination (refused, unreachable, timed out, ...). The walk is freed
+ * before the call. */
+typedef void (*chain_cb)(struct bufferevent *bev, chain_status status, proxy_error error,
+                         const char *detail, void *arg);
 
 /* Takes ownership of bev, a TCP connection to u->hops[0]. Returns NULL
  * only when out of memory (bev is then freed). The callback always runs from

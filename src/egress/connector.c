@@ -29,7 +29,7 @@ struct connect_req {
     size_t ntried;
     char detail[160];                /* failure text handed to the client */
     connect_result result;
-    int status;
+    proxy_error error;
     struct event *later;             /* deferred delivery */
     connect_cb cb;
     void *arg;
@@ -54,7 +54,7 @@ static void req_free(connect_req *r)
 static void deliver(connect_req *r)
 {
     connect_result result = r->result;
-    int status = result.bev ? 0 : r->status;
+    proxy_error error = result.bev ? PE_NONE : r->error;
     char detail[sizeof r->detail];
     connect_cb cb = r->cb;
     void *arg = r->arg;
@@ -62,7 +62,7 @@ static void deliver(connect_req *r)
     memcpy(detail, r->detail, sizeof detail);
     r->result.bev = NULL;
     req_free(r);
-    cb(result.bev ? &result : NULL, status, status ? detail : NULL, arg);
+    cb(result.bev ? &result : NULL, error, error ? detail : NULL, arg);
 }
 
 static void on_later(evutil_socket_t fd, short what, void *arg)
@@ -73,9 +73,9 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Queues the outcome: delivery always happens from the loop. */
-static void conclude(connect_req *r, int status, const char *fmt, const char *arg)
+static void conclude(connect_req *r, proxy_error error, const char *fmt, const char *arg)
 {
-    r->status = status;
+    r->error = error;
     snprintf(r->detail, sizeof r->detail, fmt, arg ? arg : "");
     event_active(r->later, EV_TIMEOUT, 0);
 }
@@ -84,7 +84,8 @@ static void conclude(connect_req *r, int status, const char *fmt, const char *ar
 
 static void try_upstream(connect_req *r, const char *last_failure);
 
-static void on_chain(struct bufferevent *bev, chain_status status, const char *detail, void *arg)
+static void on_chain(struct bufferevent *bev, chain_status status, proxy_error error,
+                     const char *detail, void *arg)
 {
     connect_req *r = arg;
     r->walking = NULL;
@@ -94,9 +95,9 @@ static void on_chain(struct bufferevent *bev, chain_status status, const char *d
         r->result.via = r->current;
         r->result.http_proxy = !r->tunnel && (last->proto == HOP_HTTP || last->proto == HOP_HTTPS)
                                    ? last : NULL;
-        conclude(r, 0, "%s", NULL);
+        conclude(r, PE_NONE, "%s", NULL);
     } else if (status == CHAIN_DEST_FAILED) {
-        conclude(r, 502, "%s", detail);
+        conclude(r, error, "%s", detail);
     } else {
         log_warn("upstream %s failed: %s; marked down", r->current->name, detail);
         upstream_mark_down(r->current);
@@ -104,11 +105,11 @@ static void on_chain(struct bufferevent *bev, chain_status status, const char *d
     }
 }
 
-static void on_first_hop(struct bufferevent *bev, int status, const char *detail, void *arg)
+static void on_first_hop(struct bufferevent *bev, proxy_error error, const char *detail, void *arg)
 {
     connect_req *r = arg;
     r->dialing = NULL;
-    if (status != 0) {
+    if (error != PE_NONE) {
         log_warn("upstream %s unreachable: %s; marked down", r->current->name, detail);
         upstream_mark_down(r->current);
         try_upstream(r, detail);
@@ -120,7 +121,7 @@ static void on_first_hop(struct bufferevent *bev, int status, const char *detail
     r->walking = chain_start(r->w->base, bev, u, r->host, r->port, final_tunnel,
                              r->w->cfg->timeouts.connect_ms, on_chain, r);
     if (!r->walking)
-        conclude(r, 500, "%s", "out of memory");
+        conclude(r, PE_PROXY_INTERNAL_ERROR, "%s", "out of memory");
 }
 
 /* Picks the next healthy upstream of the route's country and dials it. */
@@ -141,7 +142,7 @@ static void try_upstream(connect_req *r, const char *last_failure)
             snprintf(why, sizeof why, "no exit%s could be reached (last failure: %s)", where, last_failure);
         else
             snprintf(why, sizeof why, "no healthy exit%s", where);
-        conclude(r, 502, "%s", why);
+        conclude(r, PE_DESTINATION_UNAVAILABLE, "%s", why);
         return;
     }
     r->current = u;
@@ -149,20 +150,22 @@ static void try_upstream(connect_req *r, const char *last_failure)
     r->dialing = dial_start(r->w->base, r->w->dns, cfg, u->hops[0].host, u->hops[0].port,
                             cfg->timeouts.connect_ms, 1, on_first_hop, r);
     if (!r->dialing)
-        conclude(r, 500, "%s", "out of memory");
+        conclude(r, PE_PROXY_INTERNAL_ERROR, "%s", "out of memory");
 }
 
 /* ---- direct ------------------------------------------------------------ */
 
-static void on_direct(struct bufferevent *bev, int status, const char *detail, void *arg)
+static void on_direct(struct bufferevent *bev, proxy_error error, const char *detail, void *arg)
 {
     connect_req *r = arg;
     r->dialing = NULL;
     r->result.bev = bev;
-    if (status == 0)
-        conclude(r, 0, "%s", NULL);
+    if (error == PE_NONE)
+        conclude(r, PE_NONE, "%s", NULL);
+    else if (error == PE_DNS_TIMEOUT || error == PE_CONNECTION_TIMEOUT)
+        conclude(r, error, "%s to the origin", detail);
     else
-        conclude(r, status, status == 504 ? "%s to the origin" : "%s: the origin", detail);
+        conclude(r, error, "%s: the origin", detail);
 }
 
 void connector_release(worker *w, origin_pool *pool, const connect_result *how,
@@ -199,12 +202,12 @@ connect_req *connector_start(worker *w, origin_pool *pool, const route *rt, cons
         try_upstream(r, NULL);
     } else if (pool && (r->result.bev = origin_pool_take(pool, host, port))) {
         r->result.reused = 1;
-        conclude(r, 0, "%s", NULL);
+        conclude(r, PE_NONE, "%s", NULL);
     } else {
         r->dialing = dial_start(w->base, w->dns, w->cfg, host, port, w->cfg->timeouts.connect_ms, 1,
                                 on_direct, r);
         if (!r->dialing)
-            conclude(r, 500, "%s", "out of memory");
+            conclude(r, PE_PROXY_INTERNAL_ERROR, "%s", "out of memory");
     }
     return r;
 }

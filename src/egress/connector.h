@@ -13,6 +13,7 @@
 #ifndef ANONPROXY_CONNECTOR_H
 #define ANONPROXY_CONNECTOR_H
 
+#include "core/proxy_error.h"
 #include "egress/origin_pool.h"
 #include "egress/route.h"
 #include "egress/upstream.h"
@@ -30,11 +31,14 @@ typedef struct connect_result {
                                * request goes in absolute-form with its Proxy-Authorization */
 } connect_result;
 
-/* On success status is 0 and res->bev is owned by the callee from now on.
- * On failure res is NULL, status is the HTTP status to report (502 for DNS
- * failure, refusal or no healthy exit, 504 for a timeout, 508 for a loop)
- * and detail a short reason fit for a client. The request is freed first. */
-typedef void (*connect_cb)(const connect_result *res, int status, const char *detail, void *arg);
+/* On success error is PE_NONE and res->bev is owned by the callee from now
+ * on. On failure res is NULL, error says why (the dial's reasons, and
+ * PE_DESTINATION_UNAVAILABLE when no exit of the route's country is healthy
+ * or none could be reached, or what the exit said about the destination)
+ * and detail is a short reason fit for a client. The request is freed
+ * first. */
+typedef void (*connect_cb)(const connect_result *res, proxy_error error, const char *detail,
+                           void *arg);
 
 /* Starts getting a connection to host:port along route rt: direct, or
  * through a healthy upstream of the route's country with failover to

@@ -379,8 +379,10 @@ static int judge_ask(probe *p)
 
 /* ---- one check --------------------------------------------------------- */
 
-static void on_walked(struct bufferevent *bev, chain_status status, const char *detail, void *arg)
+static void on_walked(struct bufferevent *bev, chain_status status, proxy_error error,
+                      const char *detail, void *arg)
 {
+    (void)error;
     probe *p = arg;
     p->walk = NULL;
     if (status != CHAIN_OK) {
@@ -394,9 +396,9 @@ static void on_walked(struct bufferevent *bev, chain_status status, const char *
         check_failed(p, "out of memory");
 }
 
-static void on_dialled(struct bufferevent *bev, int status, const char *detail, void *arg)
+static void on_dialled(struct bufferevent *bev, proxy_error error, const char *detail, void *arg)
 {
-    (void)status;
+    (void)error;
     probe *p = arg;
     const upstream *u = p->u;
     const checker *c = p->c;

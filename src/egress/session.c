@@ -25,14 +25,15 @@ static void session_free(session *s)
 }
 
 static void fail_client(worker *w, struct bufferevent *client, const egress_replies *replies,
-                        int status, const char *detail)
+                        proxy_error error, const char *detail)
 {
-    log_debug("egress session failed: %d %s", status, detail ? detail : "");
-    replies->failed(bufferevent_get_output(client), status, detail);
+    log_debug("egress session failed: %s: %s", proxy_error_name(error), detail ? detail : "");
+    replies->failed(bufferevent_get_output(client), error, detail);
     closer_start(w, client, w->cfg->timeouts.io_ms, CLOSER_LINGER_MS);
 }
 
-static void connected_cb(const connect_result *res, int status, const char *detail, void *arg)
+static void connected_cb(const connect_result *res, proxy_error error, const char *detail,
+                         void *arg)
 {
     session *s = arg;
     worker *w = s->w;
@@ -41,8 +42,8 @@ static void connected_cb(const connect_result *res, int status, const char *deta
     /* The tunnel or the closer joins the worker before the session leaves
      * it, so a draining worker never sees zero connections in between. */
     s->connecting = NULL;
-    if (status != 0) {
-        fail_client(w, client, replies, status, detail);
+    if (error != PE_NONE) {
+        fail_client(w, client, replies, error, detail);
     } else {
         replies->established(bufferevent_get_output(client), res);
         tunnel_start(w, client, res->bev);
@@ -71,7 +72,7 @@ void egress_tunnel(worker *w, struct bufferevent *client, const egress_dest *des
 {
     session *s = calloc(1, sizeof *s);
     if (!s) {
-        fail_client(w, client, replies, 500, "out of memory");
+        fail_client(w, client, replies, PE_PROXY_INTERNAL_ERROR, "out of memory");
         return;
     }
     s->w = w;
@@ -83,7 +84,7 @@ void egress_tunnel(worker *w, struct bufferevent *client, const egress_dest *des
     s->connecting = connector_start(w, NULL, dest->rt, dest->host, dest->port, 1, dest->client_ip,
                                     connected_cb, s);
     if (!s->connecting) {
-        fail_client(w, client, replies, 500, "out of memory");
+        fail_client(w, client, replies, PE_PROXY_INTERNAL_ERROR, "out of memory");
         session_free(s);
     }
 }

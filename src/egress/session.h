@@ -34,10 +34,9 @@ typedef struct egress_dest {
 typedef struct egress_replies {
     /* The destination is reached: the success reply, into out. */
     void (*established)(struct evbuffer *out, const connect_result *res);
-    /* It cannot be: the error reply, into out. status is the HTTP status
-     * that says why (502 refused or no exit, 504 timeout, 508 loop, 500 out
-     * of memory), detail a short reason fit for a client. */
-    void (*failed)(struct evbuffer *out, int status, const char *detail);
+    /* It cannot be: the error reply, into out. error says why (connector.h),
+     * detail is a short reason fit for a client. */
+    void (*failed)(struct evbuffer *out, proxy_error error, const char *detail);
 } egress_replies;
 
 /* Takes ownership of client, a connected bufferevent whose reading is with

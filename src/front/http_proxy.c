@@ -348,12 +348,13 @@ static int send_request(client *c)
     return pump_request_body(c);
 }
 
-static void connected_cb(const connect_result *res, int status, const char *detail, void *arg)
+static void connected_cb(const connect_result *res, proxy_error error, const char *detail,
+                         void *arg)
 {
     client *c = arg;
     c->connecting = NULL;
-    if (status != 0) {
-        fail_request(c, status, detail);
+    if (error != PE_NONE) {
+        fail_request(c, proxy_error_http_status(error), detail);
         return;
     }
     c->ubev = res->bev;
@@ -465,8 +466,13 @@ static void connect_established(struct evbuffer *out, const connect_result *res)
     evbuffer_add(out, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
 }
 
+static void connect_failed(struct evbuffer *out, proxy_error error, const char *detail)
+{
+    http_error_write(out, proxy_error_http_status(error), detail);
+}
+
 /* CONNECT's answers, for the egress session. */
-static const egress_replies connect_replies = {connect_established, http_error_write};
+static const egress_replies connect_replies = {connect_established, connect_failed};
 
 /* CONNECT: checked here, then the egress session connects and tunnels. */
 static int handle_connect(client *c, const http_request *req, size_t head_len)

@@ -36,7 +36,9 @@ enum {
     S5_OK = 0x00,
     S5_GENERAL_FAILURE = 0x01,
     S5_NOT_ALLOWED = 0x02,
+    S5_NETWORK_UNREACHABLE = 0x03,
     S5_HOST_UNREACHABLE = 0x04,
+    S5_CONNECTION_REFUSED = 0x05,
     S5_TTL_EXPIRED = 0x06,
     S5_COMMAND_NOT_SUPPORTED = 0x07,
     S5_ADDRESS_TYPE_NOT_SUPPORTED = 0x08,
@@ -128,15 +130,17 @@ static void reply4(struct evbuffer *out, unsigned char code)
     evbuffer_add(out, r, sizeof r);
 }
 
-/* What an egress failure (an HTTP-style status, see session.h) is called
- * in SOCKS5 terms. */
-static unsigned char socks5_code(int status)
+/* What an egress failure is called in SOCKS5 terms. */
+static unsigned char socks5_code(proxy_error error)
 {
-    switch (status) {
-    case 403:
-    case 508: return S5_NOT_ALLOWED;
-    case 502: return S5_HOST_UNREACHABLE;
-    case 504: return S5_TTL_EXPIRED;
+    switch (error) {
+    case PE_DESTINATION_IP_PROHIBITED:
+    case PE_PROXY_LOOP_DETECTED: return S5_NOT_ALLOWED;
+    case PE_DESTINATION_IP_UNROUTABLE: return S5_NETWORK_UNREACHABLE;
+    case PE_DNS_ERROR: return S5_HOST_UNREACHABLE;
+    case PE_CONNECTION_REFUSED: return S5_CONNECTION_REFUSED;
+    case PE_DNS_TIMEOUT:
+    case PE_CONNECTION_TIMEOUT: return S5_TTL_EXPIRED;
     default: return S5_GENERAL_FAILURE;
     }
 }
@@ -147,10 +151,10 @@ static void socks5_established(struct evbuffer *out, const connect_result *res)
     reply5(out, S5_OK);
 }
 
-static void socks5_failed(struct evbuffer *out, int status, const char *detail)
+static void socks5_failed(struct evbuffer *out, proxy_error error, const char *detail)
 {
     (void)detail;
-    reply5(out, socks5_code(status));
+    reply5(out, socks5_code(error));
 }
 
 static void socks4_established(struct evbuffer *out, const connect_result *res)
@@ -159,9 +163,9 @@ static void socks4_established(struct evbuffer *out, const connect_result *res)
     reply4(out, S4_GRANTED);
 }
 
-static void socks4_failed(struct evbuffer *out, int status, const char *detail)
+static void socks4_failed(struct evbuffer *out, proxy_error error, const char *detail)
 {
-    (void)status;
+    (void)error;
     (void)detail;
     reply4(out, S4_REJECTED);
 }

@@ -32,7 +32,7 @@ struct dial {
     struct bufferevent *bev;         /* connect in progress */
     struct bufferevent *result;      /* connected, awaiting delivery */
     struct event *timer;             /* deadline, and deferred delivery */
-    int status;                      /* failure to deliver; 0 while none */
+    proxy_error error;               /* failure to deliver; PE_NONE while none */
     const char *detail;
     dial_cb cb;
     void *arg;
@@ -63,14 +63,14 @@ static void dial_free(dial *d)
 static void deliver(dial *d)
 {
     struct bufferevent *bev = d->result;
-    int status = bev ? 0 : d->status;
+    proxy_error error = bev ? PE_NONE : d->error;
     const char *detail = bev ? NULL : d->detail;
     dial_cb cb = d->cb;
     void *arg = d->arg;
 
     d->result = NULL;
     dial_free(d);
-    cb(bev, status, detail, arg);
+    cb(bev, error, detail, arg);
 }
 
 /* The deadline fired, or a result was queued with event_active. */
@@ -79,17 +79,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     dial *d = arg;
-    if (!d->status && !d->result) {
-        d->status = 504;
+    if (!d->error && !d->result) {
+        d->error = d->dns ? PE_DNS_TIMEOUT : PE_CONNECTION_TIMEOUT;
         d->detail = d->dns ? "timed out resolving the host name" : "timed out connecting";
     }
     deliver(d);
 }
 
 /* Queues a failure for delivery from the loop (we may be inside dial_start). */
-static void fail(dial *d, int status, const char *detail)
+static void fail(dial *d, proxy_error error, const char *detail)
 {
-    d->status = status;
+    d->error = error;
     d->detail = detail;
     event_active(d->timer, EV_TIMEOUT, 0);
 }
@@ -192,8 +192,10 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
     d->bev = NULL;
     if (d->next)
         try_next_address(d);
+    else if (err == ECONNREFUSED)
+        fail(d, PE_CONNECTION_REFUSED, "connection refused");
     else
-        fail(d, 502, err == ECONNREFUSED ? "connection refused" : "cannot connect");
+        fail(d, PE_DESTINATION_IP_UNROUTABLE, "cannot connect");
 }
 
 /* A socket bound to outgoing_address when one is configured. */
@@ -234,7 +236,7 @@ static void try_next_address(dial *d)
         bufferevent_free(d->bev);
         d->bev = NULL;
     }
-    fail(d, 502, "cannot connect");
+    fail(d, PE_DESTINATION_IP_UNROUTABLE, "cannot connect");
 }
 
 /* Connects to the first address of list that accepts, unless one of them
@@ -243,7 +245,7 @@ static void connect_to(dial *d, struct evutil_addrinfo *list)
 {
     for (struct evutil_addrinfo *ai = list; d->loop_guard && ai; ai = ai->ai_next) {
         if (is_own_listener(d->cfg, ai->ai_addr)) {
-            fail(d, 508, "the request would loop back into this proxy");
+            fail(d, PE_PROXY_LOOP_DETECTED, "the request would loop back into this proxy");
             return;
         }
     }
@@ -261,7 +263,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         log_debug("resolving %s failed: %s", d->host, evutil_gai_strerror(result));
         if (res)
             evutil_freeaddrinfo(res);
-        fail(d, 502, "cannot resolve the host name");
+        fail(d, PE_DNS_ERROR, "cannot resolve the host name");
         return;
     }
     d->addrs = res;
@@ -276,7 +278,7 @@ static void connect_literal(dial *d, const target_address *a)
     if (d->cfg->outgoing_len && d->cfg->outgoing.ss_family != a->family) {
         /* As the resolver's family filter would for a name. */
         log_debug("%s is not of outgoing_address's family", d->host);
-        fail(d, 502, "cannot connect");
+        fail(d, PE_DESTINATION_IP_UNROUTABLE, "cannot connect");
         return;
     }
     if (a->family == AF_INET) {

@@ -10,17 +10,19 @@
 #define ANONPROXY_DIAL_H
 
 #include "core/config.h"
+#include "core/proxy_error.h"
 
 struct bufferevent;
 struct event_base;
 struct evdns_base;
 typedef struct dial dial;
 
-/* On success status is 0 and bev a connected bufferevent owned by the callee
- * from now on. Otherwise bev is NULL, status the HTTP status to report (502
- * DNS failure or refusal, 504 timeout, 508 loop) and detail a short reason fit
- * for a client. The dial is freed before the call. */
-typedef void (*dial_cb)(struct bufferevent *bev, int status, const char *detail, void *arg);
+/* On success error is PE_NONE and bev a connected bufferevent owned by the
+ * callee from now on. Otherwise bev is NULL, error says why (PE_DNS_ERROR,
+ * PE_DNS_TIMEOUT, PE_CONNECTION_REFUSED, PE_CONNECTION_TIMEOUT,
+ * PE_DESTINATION_IP_UNROUTABLE, PE_PROXY_LOOP_DETECTED) and detail is a
+ * short reason fit for a client. The dial is freed before the call. */
+typedef void (*dial_cb)(struct bufferevent *bev, proxy_error error, const char *detail, void *arg);
 
 /* Starts dialling host:port. Returns NULL only when out of memory. The
  * callback always runs from the event loop, never inside dial_start. */

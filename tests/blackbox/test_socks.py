@@ -300,11 +300,25 @@ def test_block_route_applies(start_proxy):
     assert "blocked by route *.blocked.example" in p.log()
 
 
-def test_unreachable_destination(socks):
-    port = free_port()
-    s, rep = s5_connect(socks_port(socks), "127.0.0.1", port)
-    assert rep in (0x04, 0x05), rep
+def test_refused_destination_is_0x05(socks):
+    s, rep = s5_connect(socks_port(socks), "127.0.0.1", free_port())
+    assert rep == 0x05
     assert closed(s)
+
+
+@pytest.mark.parametrize("silent,code", [(False, 0x04), (True, 0x06)])
+def test_unresolvable_name(start_proxy, fake_dns, tmp_path, silent, code):
+    """NXDOMAIN is "host unreachable"; no answer in timeouts.connect is "TTL expired"."""
+    dns = fake_dns(silent=silent)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    p = start_proxy({"listen": socks_listeners(), "timeouts": {"connect": 1},
+                     "dns": {"resolv_conf": dns.resolv_conf(tmp_path / "resolv.conf"),
+                             "hosts": str(hosts)}})
+    s, rep = s5_connect(socks_port(p), "no-such-name.test", 80)
+    assert rep == code
+    assert closed(s)
+    assert dns.queries > 0
 
 
 def test_listener_key_not_taken_by_socks(start_proxy, tmp_path):
