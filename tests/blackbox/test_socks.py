@@ -410,3 +410,45 @@ def test_socks_domain_name_reaches_the_exit_unresolved(exits, start_proxy, tmp_p
     leaks = [line for line in p.log().splitlines()
              if re.search(r"\bresolv(e|es|ed|ing)\b|getaddrinfo", line, re.I)]
     assert leaks == [], leaks
+
+
+# ------------------------------------------------------------------ mixed port
+
+
+@pytest.mark.parametrize("how", ["http", "socks5h", "socks5", "socks4a", "socks4"])
+def test_mixed_port_serves_every_protocol(start_proxy, origin, how):
+    p = start_proxy({"listen": socks_listeners("mixed", mode="elite")})
+    host = "127.0.0.1" if how in ("socks5", "socks4") else "localhost"
+    r = curl("-x", "%s://127.0.0.1:%d" % (how, socks_port(p)), "-o", "-",
+             "http://%s:%d/bytes/70000" % (host, origin.port), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(70000)
+
+
+def test_mixed_port_https_through_connect(start_proxy, tls_origin):
+    p = start_proxy({"listen": socks_listeners("mixed")})
+    r = curl("-x", "http://127.0.0.1:%d" % socks_port(p), "--cacert", tls_origin.cert, "-o", "-",
+             "https://localhost:%d/3000" % tls_origin.port, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(3000)
+
+
+def test_mixed_port_http_errors_stay_http(start_proxy):
+    p = start_proxy({"listen": socks_listeners("mixed")})
+    s = connect(socks_port(p))
+    s.sendall(b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 400 "), data
+
+
+def test_mixed_port_silent_client_is_closed(start_proxy):
+    p = start_proxy({"listen": socks_listeners("mixed"), "timeouts": {"header": 0.5}})
+    s = connect(socks_port(p))
+    t0 = time.monotonic()
+    assert closed(s, timeout=5)
+    assert time.monotonic() - t0 < 4

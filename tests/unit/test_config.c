@@ -531,7 +531,7 @@ static void test_err_listen_protocols(void **state) {
     (void)state;
     expect_error("{\"listen\": [{\"address\": \"127.0.0.1:8080\", \"protocol\": \"gopher\"}]}",
                  "anonproxy.json: listen[0].protocol: unknown protocol \"gopher\" "
-                 "(expected http, judge, socks5 or socks4)");
+                 "(expected http, judge, socks5, socks4 or mixed)");
     expect_error("{\"listen\": [{\"address\": \"127.0.0.1:8080\", \"protocol\": \"judge\","
                  " \"mode\": \"elite\"}]}",
                  "anonproxy.json: listen[0].mode: not a key of a \"judge\" listener");
