@@ -2,13 +2,15 @@
 #include "egress/upstream.h"
 
 #include <arpa/inet.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "core/geoip.h"
+#include "net/tls.h"
 #include "core/util.h"
 
 static const struct {
@@ -72,27 +74,6 @@ static char *basic_auth(const char *user, const char *pass)
     return out;
 }
 
-/* A TLS context that verifies the proxy's certificate chain; the name is
- * checked per connection (chain.c sets it). */
-static SSL_CTX *verifying_context(const char *ca_file, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        snprintf(err, errlen, "cannot create a TLS context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
-        (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)) {
-        snprintf(err, errlen, "cannot load trust anchors%s%s", ca_file ? " from " : "",
-                 ca_file ? ca_file : "");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 int upstream_parse_hop(const char *url, const char *ca_file, hop *h, char *err, size_t errlen)
 {
     memset(h, 0, sizeof *h);
@@ -152,7 +133,7 @@ int upstream_parse_hop(const char *url, const char *ca_file, hop *h, char *err, 
     if ((h->proto == HOP_HTTP || h->proto == HOP_HTTPS) && h->user &&
         !(h->proxy_auth = basic_auth(h->user, h->pass)))
         goto oom;
-    if (h->proto == HOP_HTTPS && !(h->tls = verifying_context(ca_file, err, errlen))) {
+    if (h->proto == HOP_HTTPS && !(h->tls = tls_client_ctx_new(ca_file, err, errlen))) {
         upstream_hop_free(h);
         return -1;
     }
@@ -171,7 +152,7 @@ void upstream_hop_free(hop *h)
     free(h->pass);
     free(h->proxy_auth);
     if (h->tls)
-        SSL_CTX_free(h->tls);
+        tls_ctx_free(h->tls);
     memset(h, 0, sizeof *h);
 }
 
