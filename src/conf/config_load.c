@@ -28,6 +28,7 @@
 #include "egress/upstream.h"
 #include "front/kinds.h"
 #include "http/policy.h"
+#include "net/tls.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define MAX_WORKERS 256
@@ -694,12 +695,33 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
     return 0;
 }
 
+static const field listen_tls_fields[] = {
+    {"cert", parse_readable_file, offsetof(listen_config, tls_cert), 0, 0, NULL},
+    {"key", parse_readable_file, offsetof(listen_config, tls_key), 0, 0, NULL},
+};
+
 static const field listen_fields[] = {
     {"address", parse_listen_address, 0, 0, 0, NULL},
     {"protocol", parse_listen_kind, 0, 0, 0, NULL},
     {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0, NULL},
     {"country", parse_country, offsetof(listen_config, country), 0, 0, NULL},
+    {"tls", parse_object, 0, 0, 0, FIELD_TABLE(listen_tls_fields)},
 };
+
+/* "tls": both files, and a context built from them now, so that -t and a
+ * reload catch a bad certificate before a client does. */
+static int load_listen_tls(parser *p, listen_config *l, const char *item)
+{
+    char path[PATH_LEN + 8], reason[512];
+
+    if (!l->tls_cert && !l->tls_key)
+        return 0;
+    snprintf(path, sizeof path, "%s.tls", item);
+    if (!l->tls_cert || !l->tls_key)
+        return fail(p, path, "needs both \"cert\" and \"key\"");
+    l->tls = tls_server_ctx_new(l->tls_cert, l->tls_key, reason, sizeof reason);
+    return l->tls ? 0 : fail(p, path, "%s", reason);
+}
 
 static int kind_takes(const listener_kind *kind, const char *key)
 {
@@ -762,7 +784,7 @@ static int parse_listen(parser *p, json_t *v, const char *path, const field *f, 
             return -1;
         if (!l->address)
             return fail(p, item, "missing \"address\"");
-        if (check_kind_keys(p, entry, item, l) < 0)
+        if (check_kind_keys(p, entry, item, l) < 0 || load_listen_tls(p, l, item) < 0)
             return -1;
         snprintf(child, sizeof child, "%s[%zu].address", path, i);
         if (check_unique_address(p, cfg, i, child) < 0)
@@ -1168,6 +1190,9 @@ void config_free(config *cfg)
     for (size_t i = 0; i < cfg->nlisten; i++) {
         free(cfg->listen[i].address);
         free(cfg->listen[i].mode);
+        free(cfg->listen[i].tls_cert);
+        free(cfg->listen[i].tls_key);
+        tls_ctx_free(cfg->listen[i].tls);
     }
     for (size_t i = 0; i < cfg->npolicies; i++)
         policy_free(cfg->policies[i]);

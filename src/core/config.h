@@ -34,6 +34,8 @@ typedef struct listen_config {
     char *mode;                     /* "mode": policy name; NULL = the global mode (owned) */
     const struct policy *policy;    /* the policy this listener applies (in config.policies) */
     char country[3];                /* "country": exit country for its requests, "" = none */
+    char *tls_cert, *tls_key;       /* "tls": {"cert": PEM chain, "key": PEM key} (owned) */
+    struct ssl_ctx_st *tls;         /* their server context (net/tls.h), NULL: plain (owned) */
 } listen_config;
 
 typedef struct port_range {

@@ -17,9 +17,11 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -831,6 +833,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     client *c = arg;
+    /* A TLS listener's handshake is done: the request comes next. */
+    if (what & BEV_EVENT_CONNECTED)
+        return;
 
     if (what & BEV_EVENT_EOF) {
         if ((exchanging(c) || c->state == CS_CONNECTING) && c->req_body.done) {
@@ -912,8 +917,31 @@ static void describe_peer(const struct sockaddr *sa, socklen_t len, char ip[INET
     snprintf(port, 6, "%u", p);
 }
 
-static void client_accept(worker *w, void *state, const listen_config *l, int fd,
-                          const struct sockaddr *peer, socklen_t peer_len)
+/* The client side of a new connection: the socket itself, or TLS over it
+ * (a filter, as toward an HTTPS exit, so sockio sees TLS the same way). */
+static struct bufferevent *client_bufferevent(worker *w, const listen_config *l, int fd, int tls)
+{
+    struct bufferevent *raw = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!raw)
+        evutil_closesocket(fd);
+    if (!raw || !tls)
+        return raw;
+    SSL *ssl = SSL_new(l->tls);
+    struct bufferevent *bev = ssl ? bufferevent_openssl_filter_new(w->base, raw, ssl,
+                                                                  BUFFEREVENT_SSL_ACCEPTING,
+                                                                  BEV_OPT_CLOSE_ON_FREE |
+                                                                      BEV_OPT_DEFER_CALLBACKS)
+                                  : NULL;
+    if (!bev) {
+        if (ssl)
+            SSL_free(ssl);
+        bufferevent_free(raw); /* closes fd */
+    }
+    return bev;
+}
+
+void http_proxy_accept(worker *w, void *state, const listen_config *l, int fd,
+                       const struct sockaddr *peer, socklen_t peer_len, int tls)
 {
     const config *cfg = w->cfg;
     client *c = calloc(1, sizeof *c);
@@ -930,22 +958,26 @@ static void client_accept(worker *w, void *state, const listen_config *l, int fd
     c->link.destroy = client_destroy;
     worker_conn_add(w, &c->link);
     c->state = CS_READ_HEAD;
-    c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->cbev = client_bufferevent(w, l, fd, tls);
     c->timer = evtimer_new(w->base, client_timer_cb, c);
     c->request_head = evbuffer_new();
     if (!c->cbev || !c->timer || !c->request_head ||
         sock_reader_attach(&c->cread, c->cbev, read_limit(cfg)) < 0) {
-        if (!c->cbev)
-            evutil_closesocket(fd);
         client_free(c);
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
     sockio_set_flow(c->cbev, cfg->limits.buffer_bytes);
     sock_reader_enable(&c->cread);
     set_timer(c, cfg->timeouts.header_ms);
+}
+
+static void client_accept(worker *w, void *state, const listen_config *l, int fd,
+                          const struct sockaddr *peer, socklen_t peer_len)
+{
+    http_proxy_accept(w, state, l, fd, peer, peer_len, l->tls != NULL);
 }
 
 void http_refuse_busy(int fd)
@@ -1000,7 +1032,7 @@ static void http_worker_drain(void *state)
     hw->pool = NULL;
 }
 
-static const char *const http_keys[] = {"mode", "country", NULL};
+static const char *const http_keys[] = {"mode", "country", "tls", NULL};
 
 const listener_kind http_proxy_kind = {
     "http", http_keys, http_worker_init, http_worker_drain, http_worker_free, client_accept,

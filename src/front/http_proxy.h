@@ -17,9 +17,19 @@
 #ifndef ANONPROXY_HTTP_PROXY_H
 #define ANONPROXY_HTTP_PROXY_H
 
+#include <sys/socket.h>
+
 #include "net/listener.h"
 
+struct worker;
+struct listen_config;
+
 extern const listener_kind http_proxy_kind;
+
+/* The kind's accept, with TLS chosen by the caller (a mixed listener tells
+ * a ClientHello from plain HTTP): takes ownership of fd, accepted on l. */
+void http_proxy_accept(struct worker *w, void *state, const struct listen_config *l, int fd,
+                       const struct sockaddr *peer, socklen_t peer_len, int tls);
 
 /* Writes a 503 "too many connections" to a fresh socket, best effort. Every
  * HTTP-speaking kind refuses busy clients this way. */

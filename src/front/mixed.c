@@ -19,6 +19,9 @@
 #include "front/socks.h"
 #include "net/worker.h"
 
+/* The first byte of a TLS ClientHello: a handshake record. */
+#define TLS_HANDSHAKE_RECORD 0x16
+
 /* The HTTP kind's per-worker state, which HTTP clients of this listener use. */
 typedef struct mixed_worker {
     void *http_state;
@@ -62,10 +65,13 @@ static void sniff_cb(evutil_socket_t fd, short what, void *arg)
         sniffer_free(s, 1);
         return;
     }
-    const listener_kind *kind = first == 4 || first == 5 ? &socks5_kind : &http_proxy_kind;
-    void *state = kind == &http_proxy_kind ? s->mw->http_state : NULL;
+    const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
     /* The chosen connection joins the worker before the sniffer leaves it. */
-    kind->accept(s->w, state, s->listener, s->fd, (const struct sockaddr *)&s->peer, s->peer_len);
+    if (first == 4 || first == 5)
+        socks5_kind.accept(s->w, NULL, s->listener, s->fd, peer, s->peer_len);
+    else
+        http_proxy_accept(s->w, s->mw->http_state, s->listener, s->fd, peer, s->peer_len,
+                          first == TLS_HANDSHAKE_RECORD && s->listener->tls);
     sniffer_free(s, 0);
 }
 
@@ -134,7 +140,7 @@ static void mixed_worker_free(void *state)
     free(mw);
 }
 
-static const char *const mixed_keys[] = {"mode", "country", NULL};
+static const char *const mixed_keys[] = {"mode", "country", "tls", NULL};
 
 const listener_kind mixed_kind = {
     "mixed", mixed_keys, mixed_worker_init, mixed_worker_drain, mixed_worker_free, mixed_accept,
