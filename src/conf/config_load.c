@@ -695,6 +695,33 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
     return 0;
 }
 
+/* A list of address ranges, "10.0.0.0/8" or a bare address. */
+static int parse_proxy_from(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    listen_config *l = obj;
+    char item[PATH_LEN + 32];
+    size_t i;
+    json_t *e;
+
+    (void)f;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(p, path, "expected a non-empty array of addresses or CIDR ranges");
+    free(l->proxy_from);
+    l->nproxy_from = 0;
+    if (!(l->proxy_from = calloc(json_array_size(v), sizeof *l->proxy_from)))
+        return fail(p, path, "out of memory");
+    json_array_foreach(v, i, e) {
+        const char *text = NULL;
+        snprintf(item, sizeof item, "%s[%zu]", path, i);
+        if (get_string(p, e, item, &text) < 0)
+            return -1;
+        if (cidr_parse(text, &l->proxy_from[l->nproxy_from]) < 0)
+            return fail(p, item, "\"%s\" is not an address or CIDR range", text);
+        l->nproxy_from++;
+    }
+    return 0;
+}
+
 static const field listen_tls_fields[] = {
     {"cert", parse_readable_file, offsetof(listen_config, tls_cert), 0, 0, NULL},
     {"key", parse_readable_file, offsetof(listen_config, tls_key), 0, 0, NULL},
@@ -706,7 +733,32 @@ static const field listen_fields[] = {
     {"mode", parse_owned_string, offsetof(listen_config, mode), 0, 0, NULL},
     {"country", parse_country, offsetof(listen_config, country), 0, 0, NULL},
     {"tls", parse_object, 0, 0, 0, FIELD_TABLE(listen_tls_fields)},
+    {"proxy_protocol", parse_bool, offsetof(listen_config, proxy_protocol), 0, 0, NULL},
+    {"proxy_protocol_from", parse_proxy_from, 0, 0, 0, NULL},
 };
+
+/* Keys every listener takes, whatever its protocol. */
+static const char *const listen_common_keys[] = {"address", "protocol", "proxy_protocol",
+                                                 "proxy_protocol_from", NULL};
+
+/* Without a list, only loopback peers may send a PROXY header. */
+static int load_proxy_protocol(parser *p, listen_config *l, const char *item)
+{
+    char path[PATH_LEN + 32];
+
+    if (l->proxy_from && !l->proxy_protocol) {
+        snprintf(path, sizeof path, "%s.proxy_protocol_from", item);
+        return fail(p, path, "needs \"proxy_protocol\": true");
+    }
+    if (!l->proxy_protocol || l->proxy_from)
+        return 0;
+    static const char *const loopback[] = {"127.0.0.0/8", "::1/128"};
+    if (!(l->proxy_from = calloc(ARRAY_LEN(loopback), sizeof *l->proxy_from)))
+        return fail(p, item, "out of memory");
+    for (size_t i = 0; i < ARRAY_LEN(loopback); i++)
+        cidr_parse(loopback[i], &l->proxy_from[l->nproxy_from++]);
+    return 0;
+}
 
 /* "tls": both files, and a context built from them now, so that -t and a
  * reload catch a bad certificate before a client does. */
@@ -741,7 +793,10 @@ static int check_kind_keys(parser *p, json_t *v, const char *item, const listen_
     (void)value;
     json_object_foreach(v, key, value)
     {
-        if (strcmp(key, "address") == 0 || strcmp(key, "protocol") == 0 || kind_takes(l->kind, key))
+        int common = 0;
+        for (const char *const *k = listen_common_keys; *k && !common; k++)
+            common = strcmp(*k, key) == 0;
+        if (common || kind_takes(l->kind, key))
             continue;
         snprintf(child, sizeof child, "%.*s.%.*s", PATH_LEN, item, PATH_LEN - 1, key);
         return fail(p, child, "not a key of a \"%s\" listener", l->kind->name);
@@ -784,7 +839,8 @@ static int parse_listen(parser *p, json_t *v, const char *path, const field *f, 
             return -1;
         if (!l->address)
             return fail(p, item, "missing \"address\"");
-        if (check_kind_keys(p, entry, item, l) < 0 || load_listen_tls(p, l, item) < 0)
+        if (check_kind_keys(p, entry, item, l) < 0 || load_listen_tls(p, l, item) < 0 ||
+            load_proxy_protocol(p, l, item) < 0)
             return -1;
         snprintf(child, sizeof child, "%s[%zu].address", path, i);
         if (check_unique_address(p, cfg, i, child) < 0)
@@ -1193,6 +1249,7 @@ void config_free(config *cfg)
         free(cfg->listen[i].tls_cert);
         free(cfg->listen[i].tls_key);
         tls_ctx_free(cfg->listen[i].tls);
+        free(cfg->listen[i].proxy_from);
     }
     for (size_t i = 0; i < cfg->npolicies; i++)
         policy_free(cfg->policies[i]);

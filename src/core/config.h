@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "core/cidr.h"
+
 struct policy;
 struct geoip;
 struct listener_kind;
@@ -36,6 +38,9 @@ typedef struct listen_config {
     char country[3];                /* "country": exit country for its requests, "" = none */
     char *tls_cert, *tls_key;       /* "tls": {"cert": PEM chain, "key": PEM key} (owned) */
     struct ssl_ctx_st *tls;         /* their server context (net/tls.h), NULL: plain (owned) */
+    int proxy_protocol;             /* "proxy_protocol": a PROXY header starts every connection */
+    cidr *proxy_from;               /* "proxy_protocol_from": who may send it, default loopback (owned) */
+    size_t nproxy_from;
 } listen_config;
 
 typedef struct port_range {

@@ -31,9 +31,9 @@ int route_parse_match(const char *text, route_rule *r, char *err, size_t errlen)
         target_address a;
         if (!target_host_address(addr, &a) || bits < 0 || bits > (a.family == AF_INET ? 32 : 128))
             goto bad;
-        memcpy(r->net, a.addr, sizeof r->net);
+        memcpy(r->range.net, a.addr, sizeof r->range.net);
         r->is_cidr = 1;
-        r->prefix = (unsigned)bits + (a.family == AF_INET ? 96 : 0);
+        r->range.prefix = (unsigned)bits + (a.family == AF_INET ? 96 : 0);
         return 0;
     }
     const char *name = strncmp(text, "*.", 2) == 0 ? text + 2 : text;
@@ -62,12 +62,8 @@ static size_t name_len(const char *name)
 static int rule_matches(const route_rule *r, const char *host, const target_address *a)
 {
     if (r->is_cidr) {
-        if (!a)
-            return 0; /* names are not resolved here: that would leak them */
-        unsigned full = r->prefix / 8, rest = r->prefix % 8;
-        if (memcmp(a->addr, r->net, full) != 0)
-            return 0;
-        return rest == 0 || ((a->addr[full] ^ r->net[full]) & (0xff00 >> rest) & 0xff) == 0;
+        /* Names are not resolved here: that would leak them. */
+        return a && cidr_contains(&r->range, a->addr);
     }
     const char *pattern = r->match;
     target_address pa;

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "core/cidr.h"
+
 struct config;
 struct credentials;
 struct listen_config;
@@ -33,8 +35,7 @@ typedef enum route_action {
 typedef struct route_rule {
     char *match;                 /* as written (owned) */
     int is_cidr;
-    unsigned char net[16];       /* CIDR network, IPv4 as v4-mapped */
-    unsigned prefix;             /* CIDR prefix length over the 128-bit form */
+    cidr range;                  /* when is_cidr */
     route_action action;
     char country[3];
     char *mode;                  /* optional policy name (owned) */

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "net/dial.h"
+#include "net/proxy_protocol.h"
 
 /* What the main thread writes to wake a worker for a stop. */
 #define STOP_FINAL 'F'
@@ -41,8 +42,125 @@ void worker_conn_remove(worker *w, worker_conn *c)
         event_base_loopbreak(w->base);
 }
 
+/* ---- the PROXY protocol header (net/proxy_protocol.h) ------------------ */
+
+/* A connection until its PROXY header is whole: it owns the socket and
+ * its read event, then hands the socket to the kind's accept. */
+typedef struct header_reader {
+    worker_conn link;
+    worker *w;
+    worker_listener *wl;
+    int fd;
+    struct event *ev;                 /* readable, or timeouts.header */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    unsigned char buf[PROXY_HEADER_MAX];
+    size_t have;                      /* header bytes consumed so far */
+} header_reader;
+
+static void reader_free(header_reader *r, int close_fd)
+{
+    if (r->ev)
+        event_free(r->ev);
+    if (close_fd)
+        close(r->fd);
+    worker_conn_remove(r->w, &r->link);
+    free(r);
+}
+
+static void drop(header_reader *r, const char *why)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const struct sockaddr *sa = (const struct sockaddr *)&r->peer;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+    log_debug("PROXY protocol from %s on %s: %s", ip, r->wl->cfg->address, why);
+    reader_free(r, 1);
+}
+
+/* Peeks at what has arrived: takes exactly the header's bytes once it is
+ * whole, else every byte (all of them belong to the header), so that the
+ * socket does not stay readable with bytes nobody takes. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    header_reader *r = arg;
+    if (what & EV_TIMEOUT) {
+        drop(r, "no whole header in time");
+        return;
+    }
+    ssize_t n = recv(fd, r->buf + r->have, sizeof r->buf - r->have, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        drop(r, n == 0 ? "closed before the header" : "read error");
+        return;
+    }
+    struct sockaddr_storage client;
+    socklen_t client_len = 0;
+    long whole = proxy_header_parse(r->buf, r->have + (size_t)n, &client, &client_len);
+    if (whole < 0) {
+        drop(r, "malformed header");
+        return;
+    }
+    size_t take = whole ? (size_t)whole - r->have : (size_t)n;
+    if (recv(fd, r->buf + r->have, take, 0) != (ssize_t)take) {
+        drop(r, "read error");
+        return;
+    }
+    r->have += take;
+    if (!whole)
+        return;
+    const struct sockaddr *peer = client_len ? (const struct sockaddr *)&client
+                                             : (const struct sockaddr *)&r->peer;
+    socklen_t peer_len = client_len ? client_len : r->peer_len;
+    /* The kind's connection joins the worker before the reader leaves it. */
+    r->wl->cfg->kind->accept(r->w, r->wl->kind_state, r->wl->cfg, r->fd, peer, peer_len);
+    reader_free(r, 0);
+}
+
+/* A final stop closes readers; at a reload they go on (a balancer that did
+ * nothing wrong would see a reset otherwise). */
+static void reader_drain(worker_conn *link)
+{
+    header_reader *r = (header_reader *)link;
+    if (r->w->stopping_for_good)
+        reader_free(r, 1);
+}
+
+static void reader_destroy(worker_conn *link)
+{
+    reader_free((header_reader *)link, 1);
+}
+
+/* Takes ownership of fd, accepted on wl from peer: reads its header, then
+ * hands it to wl's kind with the address the header carries. */
+static void proxy_header_read(worker *w, worker_listener *wl, int fd, const struct sockaddr *peer,
+                              socklen_t peer_len)
+{
+    header_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(fd);
+        return;
+    }
+    r->w = w;
+    r->wl = wl;
+    r->fd = fd;
+    r->peer_len = peer_len < sizeof r->peer ? peer_len : sizeof r->peer;
+    memcpy(&r->peer, peer, r->peer_len);
+    r->link.drain = reader_drain;
+    r->link.destroy = reader_destroy;
+    worker_conn_add(w, &r->link);
+    struct timeval deadline = ms_to_timeval(w->cfg->timeouts.header_ms);
+    r->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, r);
+    if (!r->ev || event_add(r->ev, &deadline) < 0)
+        reader_free(r, 1);
+}
+
 /* The pipeline every accepted connection goes through: the connection
- * limit, then the accept function of the listener's kind. */
+ * limit, the PROXY protocol header when the listener expects one, then the
+ * accept function of the listener's kind. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
@@ -56,6 +174,17 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (kind->refuse_busy)
             kind->refuse_busy(fd);
         evutil_closesocket(fd);
+        return;
+    }
+    if (wl->cfg->proxy_protocol) {
+        unsigned char a[16];
+        if (cidr_sockaddr_address(sa, a) < 0 ||
+            !cidr_any_contains(wl->cfg->proxy_from, wl->cfg->nproxy_from, a)) {
+            log_debug("%s: a peer outside proxy_protocol_from: closed", wl->cfg->address);
+            evutil_closesocket(fd);
+            return;
+        }
+        proxy_header_read(w, wl, fd, sa, (socklen_t)len);
         return;
     }
     kind->accept(w, wl->kind_state, wl->cfg, fd, sa, (socklen_t)len);

@@ -85,8 +85,8 @@ static void expect_cidr(const char *text, const char *net, unsigned prefix)
 
     bytes_of(net, want);
     assert_int_equal(r.is_cidr, 1);
-    assert_int_equal(r.prefix, prefix);
-    assert_memory_equal(r.net, want, 16);
+    assert_int_equal(r.range.prefix, prefix);
+    assert_memory_equal(r.range.net, want, 16);
 }
 
 static void load(const char *json, config *cfg)
