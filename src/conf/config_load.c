@@ -239,6 +239,8 @@ static const field limit_fields[] = {
     {"max_line_bytes", parse_size, offsetof(limits_config, max_line_bytes), 64, 1048576, NULL},
     {"max_connections", parse_size, offsetof(limits_config, max_connections), 1, 1000000, NULL},
     {"buffer_bytes", parse_size, offsetof(limits_config, buffer_bytes), 4096, 67108864, NULL},
+    {"max_udp_associations", parse_size, offsetof(limits_config, max_udp_associations), 0, 100000,
+     NULL},
 };
 
 static int parse_limits(parser *p, json_t *v, const char *path, const field *f, void *obj)
@@ -695,6 +697,30 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
     return 0;
 }
 
+/* An IP address (no port): where SOCKS5 clients are told to send UDP. */
+static int parse_udp_address(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    listen_config *l = obj;
+    const char *text = NULL;
+    struct sockaddr_in *in = (struct sockaddr_in *)&l->udp_addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->udp_addr;
+
+    (void)f;
+    if (get_string(p, v, path, &text) < 0)
+        return -1;
+    memset(&l->udp_addr, 0, sizeof l->udp_addr);
+    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        l->udp_addr_len = sizeof *in;
+    } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        l->udp_addr_len = sizeof *in6;
+    } else {
+        return fail(p, path, "\"%s\" is not an IP address", text);
+    }
+    return 0;
+}
+
 /* A list of address ranges, "10.0.0.0/8" or a bare address. */
 static int parse_proxy_from(parser *p, json_t *v, const char *path, const field *f, void *obj)
 {
@@ -734,6 +760,7 @@ static const field listen_fields[] = {
     {"country", parse_country, offsetof(listen_config, country), 0, 0, NULL},
     {"tls", parse_object, 0, 0, 0, FIELD_TABLE(listen_tls_fields)},
     {"proxy_protocol", parse_bool, offsetof(listen_config, proxy_protocol), 0, 0, NULL},
+    {"udp_address", parse_udp_address, 0, 0, 0, NULL},
     {"proxy_protocol_from", parse_proxy_from, 0, 0, 0, NULL},
 };
 
@@ -1015,6 +1042,7 @@ static void set_defaults(config *cfg)
         .max_line_bytes = 16384,
         .max_connections = 16384,
         .buffer_bytes = 1048576,
+        .max_udp_associations = 1024,
     };
     cfg->timeouts = (timeouts_config){
         .connect_ms = 10000,

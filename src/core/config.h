@@ -38,6 +38,8 @@ typedef struct listen_config {
     char country[3];                /* "country": exit country for its requests, "" = none */
     char *tls_cert, *tls_key;       /* "tls": {"cert": PEM chain, "key": PEM key} (owned) */
     struct ssl_ctx_st *tls;         /* their server context (net/tls.h), NULL: plain (owned) */
+    struct sockaddr_storage udp_addr; /* "udp_address": announced in UDP ASSOCIATE replies */
+    socklen_t udp_addr_len;         /* 0: the address the client reached */
     int proxy_protocol;             /* "proxy_protocol": a PROXY header starts every connection */
     cidr *proxy_from;               /* "proxy_protocol_from": who may send it, default loopback (owned) */
     size_t nproxy_from;
@@ -54,6 +56,7 @@ typedef struct limits_config {
     size_t max_line_bytes;    /* "max_line_bytes": one header line, default 16384 */
     size_t max_connections;   /* "max_connections": client connections, all workers, default 16384 */
     size_t buffer_bytes;      /* "buffer_bytes": per-direction buffering before back-pressure, default 1 MiB */
+    size_t max_udp_associations; /* "max_udp_associations": SOCKS5 UDP, all workers, default 1024 */
 } limits_config;
 
 /* All in milliseconds internally; the file gives seconds (numbers, may be fractional). */

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "net/closer.h"
+#include "net/sockio.h"
 #include "net/tunnel.h"
 
 /* A session while it connects; it ends as a tunnel or a closing client. */
@@ -58,6 +59,26 @@ static void session_drain(worker_conn *link)
     (void)link;
 }
 
+/* While connecting, the client connection is the session's: its output may
+ * still be delivering earlier responses, and a write error ends it. */
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    sockio_flush(bev);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    session *s = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* a TLS client's handshake event, queued before the hand-over */
+    log_debug("egress session: the client left while connecting");
+    connector_cancel(s->connecting);
+    bufferevent_free(s->client);
+    session_free(s);
+}
+
 static void session_destroy(worker_conn *link)
 {
     session *s = (session *)link;
@@ -81,6 +102,7 @@ void egress_tunnel(worker *w, struct bufferevent *client, const egress_dest *des
     s->link.drain = session_drain;
     s->link.destroy = session_destroy;
     worker_conn_add(w, &s->link);
+    bufferevent_setcb(client, NULL, client_write_cb, client_event_cb, s);
     s->connecting = connector_start(w, NULL, dest->rt, dest->host, dest->port, 1, dest->client_ip,
                                     connected_cb, s);
     if (!s->connecting) {

@@ -42,6 +42,8 @@ typedef struct egress_replies {
 /* Takes ownership of client, a connected bufferevent whose reading is with
  * libevent and disabled (sock_reader_detach): nothing more is read from it
  * until the tunnel runs, and bytes already in its input are relayed first.
+ * Its callbacks are the session's from now on (earlier output is still
+ * delivered; a write error ends the session).
  * On failure the client gets replies->failed and a lingering close
  * (net/closer.h). replies must outlive the session (a static table). */
 void egress_tunnel(worker *w, struct bufferevent *client, const egress_dest *dest,

@@ -216,6 +216,9 @@ static struct bufferevent *hand_over_client(client *c, client_state final)
     struct bufferevent *cbev = c->cbev;
     set_state(c, final);
     sock_reader_detach(&c->cread);
+    /* No callback of the client's may run once it is freed: not even one
+     * libevent queued before (a TLS bufferevent defers them). */
+    bufferevent_setcb(cbev, NULL, NULL, NULL, NULL);
     c->cbev = NULL;
     return cbev;
 }

@@ -140,7 +140,7 @@ static void mixed_worker_free(void *state)
     free(mw);
 }
 
-static const char *const mixed_keys[] = {"mode", "country", "tls", NULL};
+static const char *const mixed_keys[] = {"mode", "country", "tls", "udp_address", NULL};
 
 const listener_kind mixed_kind = {
     "mixed", mixed_keys, mixed_worker_init, mixed_worker_drain, mixed_worker_free, mixed_accept,

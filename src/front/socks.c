@@ -23,6 +23,7 @@
 #include "egress/credentials.h"
 #include "egress/route.h"
 #include "egress/session.h"
+#include "front/socks_udp.h"
 #include "http/target.h"
 #include "net/closer.h"
 #include "net/worker.h"
@@ -101,8 +102,10 @@ static struct bufferevent *hand_over(socks_conn *c)
     struct bufferevent *bev = c->bev;
     set_state(c, SS_DONE);
     bufferevent_disable(bev, EV_READ);
-    /* The handshake's read bound must not follow the connection into a relay. */
+    /* The handshake's read bound must not follow the connection into a
+     * relay, and no callback of the handshake's may run once it is freed. */
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
     c->bev = NULL;
     return bev;
 }
@@ -214,6 +217,26 @@ static void start_connect(socks_conn *c, int v5, const char *authority)
     worker *w = c->w;
     /* The session joins the worker first so a draining worker never sees zero. */
     egress_tunnel(w, hand_over(c), &dest, v5 ? &socks5_replies : &socks4_replies);
+    conn_free(c);
+}
+
+/* UDP ASSOCIATE: the association (socks_udp.h) takes the connection over,
+ * or says which reply code refuses it. */
+static void start_udp(socks_conn *c, const struct sockaddr *hint, socklen_t hint_len)
+{
+    struct bufferevent *bev = c->bev;
+    event_del(c->timer);
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    /* On success the association's callbacks replace the handshake's. */
+    int code = socks_udp_start(c->w, bev, c->listener, &c->cred, hint, hint_len);
+    if (code) {
+        refuse(c, 1, (unsigned char)code, "UDP ASSOCIATE refused");
+        return;
+    }
+    /* The association joined the worker first, so a draining worker never sees zero. */
+    set_state(c, SS_DONE);
+    c->bev = NULL;
     conn_free(c);
 }
 
@@ -363,12 +386,31 @@ static long handle_request(socks_conn *c, const unsigned char *m, size_t len)
                  port);
     }
     int command = m[1];
+    /* The address a UDP client says it will send from (not a name). */
+    struct sockaddr_storage hint = {0};
+    socklen_t hint_len = 0;
+    if (m[3] == 1) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&hint;
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, a, 4);
+        memcpy(&in->sin_port, a + 4, 2);
+        hint_len = sizeof *in;
+    } else if (m[3] == 4) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&hint;
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, a, 16);
+        memcpy(&in6->sin6_port, a + 16, 2);
+        hint_len = sizeof *in6;
+    }
     /* m points into the input, which the drain may free. */
     evbuffer_drain(bufferevent_get_input(c->bev), 4 + addr_len + 2);
+    if (command == 3) {
+        start_udp(c, (const struct sockaddr *)&hint, hint_len);
+        return MALFORMED;
+    }
     if (command != 1) {
-        refuse(c, 1, S5_COMMAND_NOT_SUPPORTED, command == 2   ? "BIND is not supported"
-                                               : command == 3 ? "UDP ASSOCIATE is not supported"
-                                                              : "unknown command");
+        refuse(c, 1, S5_COMMAND_NOT_SUPPORTED,
+               command == 2 ? "BIND is not supported" : "unknown command");
         return MALFORMED;
     }
     start_connect(c, 1, authority);
@@ -515,7 +557,7 @@ static void socks4_accept(worker *w, void *state, const listen_config *l, int fd
     socks_accept(w, l, fd, peer, 0);
 }
 
-static const char *const socks_keys[] = {"country", NULL};
+static const char *const socks_keys[] = {"country", "udp_address", NULL};
 
 /* At limits.max_connections a SOCKS client is just closed: no reply fits
  * before its greeting. */

@@ -214,7 +214,6 @@ def test_bad_auth_version_is_answered_and_closed(socks):
 
 @pytest.mark.parametrize("request_bytes,code", [
     (s5_request(2, "127.0.0.1", 80), 0x07),                    # BIND
-    (s5_request(3, "127.0.0.1", 80), 0x07),                    # UDP ASSOCIATE
     (s5_request(9, "127.0.0.1", 80), 0x07),                    # unknown command
     (b"\x05\x01\x00\x09" + b"\x00" * 6, 0x08),                 # unknown address type
     (b"\x05\x01\x00\x03\x00\x00\x50", 0x01),                   # zero-length name
@@ -452,3 +451,199 @@ def test_mixed_port_silent_client_is_closed(start_proxy):
     t0 = time.monotonic()
     assert closed(s, timeout=5)
     assert time.monotonic() - t0 < 4
+
+
+# ------------------------------------------------------------------ UDP ASSOCIATE
+
+
+class UdpEcho:
+    """A UDP echo server on 127.0.0.1: sends every datagram back, prefixed."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.closed:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.seen.append((addr, data))
+            self.sock.sendto(b"echo:" + data, addr)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def udp_echo():
+    e = UdpEcho()
+    yield e
+    e.close()
+
+
+def udp_associate(port, hint=("0.0.0.0", 0)):
+    """Control connection and the relay address of a new association."""
+    s = connect(port)
+    s.sendall(b"\x05\x01\x00")
+    assert recv_exact(s, 2) == b"\x05\x00"
+    s.sendall(s5_request(3, hint[0], hint[1]))
+    reply = recv_exact(s, 10)
+    return s, reply
+
+
+def udp_header(host, port, frag=0):
+    return b"\x00\x00" + bytes([frag]) + s5_request(0, host, port)[3:]
+
+
+def udp_roundtrip(relay, data, source="127.0.0.1", timeout=3.0, sock=None):
+    u = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if sock is None:
+        u.bind((source, 0))
+    u.settimeout(timeout)
+    u.sendto(data, relay)
+    try:
+        return u.recvfrom(65536)[0]
+    except socket.timeout:
+        return None
+    finally:
+        if sock is None:
+            u.close()
+
+
+def test_udp_associate_direct(socks, udp_echo):
+    ctl, reply = udp_associate(socks_port(socks))
+    assert reply[:4] == b"\x05\x00\x00\x01", reply
+    relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
+    assert relay[0] == "127.0.0.1" and relay[1] != 0
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    for payload in (b"hello", b"x" * 60000):
+        got = udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + payload, sock=u)
+        assert got is not None, "no echo"
+        # The answer's header names the destination that sent it.
+        assert got[:10] == udp_header("127.0.0.1", udp_echo.port), got[:10]
+        assert got[10:] == b"echo:" + payload
+    # A name is resolved by the proxy (direct): localhost from the hosts file.
+    got = udp_roundtrip(relay, udp_header("localhost", udp_echo.port) + b"by-name", sock=u)
+    if got is None:  # the first datagram may wait for the resolver: once more
+        got = udp_roundtrip(relay, udp_header("localhost", udp_echo.port) + b"by-name", sock=u)
+    assert got is not None and got.endswith(b"echo:by-name"), got
+    u.close()
+    ctl.close()
+
+
+def test_udp_fragments_strangers_and_the_end_of_control(socks, udp_echo):
+    ctl, reply = udp_associate(socks_port(socks))
+    relay = ("127.0.0.1", struct.unpack("!H", reply[8:10])[0])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port, frag=1) + b"frag", sock=u,
+                         timeout=0.5) is None
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"ok", sock=u) is not None
+    # Another address, or another port of the client's once one is known: dropped.
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"stranger",
+                         source="127.0.0.3", timeout=0.5) is None
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"other-port",
+                         timeout=0.5) is None
+    assert [d for _, d in udp_echo.seen] == [b"ok"]
+    # The association ends with its control connection.
+    ctl.close()
+    time.sleep(0.3)
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"late", sock=u,
+                         timeout=0.5) is None
+    u.close()
+
+
+def test_udp_blocked_destination_is_dropped(start_proxy, udp_echo):
+    p = start_proxy({"listen": socks_listeners(),
+                     "routes": [{"match": "127.0.0.1/32", "action": "block"}]})
+    ctl, reply = udp_associate(socks_port(p))
+    assert reply[1] == 0
+    relay = ("127.0.0.1", struct.unpack("!H", reply[8:10])[0])
+    assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"x", timeout=0.5) is None
+    assert udp_echo.seen == []
+    ctl.close()
+
+
+def test_udp_udp_address_and_limits(start_proxy):
+    p = start_proxy({"listen": socks_listeners(udp_address="192.0.2.1")})
+    ctl, reply = udp_associate(socks_port(p))
+    assert reply[:4] == b"\x05\x00\x00\x01" and socket.inet_ntoa(reply[4:8]) == "192.0.2.1"
+    ctl.close()
+    p2 = start_proxy({"listen": socks_listeners(), "limits": {"max_udp_associations": 0}})
+    ctl, reply = udp_associate(socks_port(p2))
+    assert reply[1] == 0x01
+    assert "limits.max_udp_associations (0) reached" in p2.log()
+
+
+def test_udp_through_an_exit_is_refused(exits, start_proxy):
+    w = World(exits, gb=False, fr=False)
+    p = start_proxy(chaining(w.ups, listen=socks_listeners()))
+    ctl, reply = udp_associate(socks_port(p))
+    assert reply[1] == 0x07
+    assert closed(ctl)
+    assert "UDP ASSOCIATE refused: its route" in p.log()
+
+
+# ------------------------------------------------------------------ hand-over regressions
+
+
+def silent_dns_config(fake_dns, tmp_path):
+    dns = fake_dns(silent=True)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    return {"resolv_conf": dns.resolv_conf(tmp_path / "resolv.conf"), "hosts": str(hosts)}
+
+
+def test_socks_client_reset_while_connecting(start_proxy, fake_dns, tmp_path):
+    """The handshake's callbacks must not outlive it: a client that resets
+    right after its request, while the session connects, once crashed the
+    proxy (the queued reply failed and the freed handshake got the event)."""
+    p = start_proxy({"listen": socks_listeners(), "timeouts": {"connect": 2},
+                     "dns": silent_dns_config(fake_dns, tmp_path)})
+    name = b"slow.invalid"
+    for _ in range(60):
+        s = socket.create_connection(("127.0.0.1", socks_port(p)))
+        s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x01\xbb")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    time.sleep(2.5)
+    assert p.alive()
+
+
+def test_http_connect_behind_an_undelivered_response(start_proxy, origin, fake_dns, tmp_path):
+    """A CONNECT pipelined behind a large response the client has not read
+    yet: the response is still delivered while the session connects."""
+    p = start_proxy({"timeouts": {"connect": 3}, "limits": {"buffer_bytes": 8 << 20},
+                     "dns": silent_dns_config(fake_dns, tmp_path)})
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", p.port))
+    n = 3000000
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % origin.url("/bytes/%d" % n)).encode() +
+              b"CONNECT slow.invalid:443 HTTP/1.1\r\nHost: slow.invalid:443\r\n\r\n")
+    time.sleep(1.0)
+    s.settimeout(10)
+    got = b""
+    while len(got) < n:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and len(got) > n, len(got)
+    s.close()
+    time.sleep(0.5)
+    assert p.alive()

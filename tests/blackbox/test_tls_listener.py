@@ -206,3 +206,25 @@ def test_sighup_rereads_the_certificate(start_proxy, origin, tmp_path, certs):
     assert len(body) == n
     assert hashlib.sha256(body).hexdigest() == pattern_sha256(n)
     wait_until(lambda: "configuration reloaded" in p.log(), 10, 0.05, "the old generation's end")
+
+
+def test_close_notify_right_after_connect(start_proxy, certs, fake_dns, tmp_path):
+    """TLS defers callbacks: an EOF queued behind the CONNECT once reached
+    the client after it had handed its connection to the session."""
+    cert, key = certs
+    dns = fake_dns(silent=True)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    p = start_proxy({"listen": tls_listeners(cert, key), "timeouts": {"connect": 2},
+                     "dns": {"resolv_conf": dns.resolv_conf(tmp_path / "resolv.conf"),
+                             "hosts": str(hosts)}})
+    for _ in range(20):
+        s = tls_connect(tls_port(p), client_context(cert))
+        s.sendall(b"CONNECT slow.invalid:443 HTTP/1.1\r\nHost: slow.invalid:443\r\n\r\n")
+        try:
+            s.unwrap()
+        except OSError:
+            pass
+        s.close()
+    time.sleep(1)
+    assert p.alive()
