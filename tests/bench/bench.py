@@ -1,14 +1,17 @@
 #!/usr/bin/python3
-"""bench.py - anonproxy against squid, tinyproxy, privoxy, haproxy and no proxy.
+"""bench.py - anonproxy against squid, tinyproxy, privoxy, haproxy, microsocks, dante and no proxy.
 
     python3 tests/bench/bench.py            full run (median of 3 runs, 10 s each)
     python3 tests/bench/bench.py --quick    1 run of 2 s, 1,000 idle tunnels
     python3 tests/bench/bench.py --workloads small --peers none --baseline REV
                                             build/anonproxy against REV built aside
+    python3 tests/bench/bench.py --workloads socks --peers microsocks,dante
+                                            the SOCKS5 listener alone
 
 Everything runs on 127.0.0.1 only: an nginx origin, the peers in the
 foreground with loopback-only configs written to a temporary folder, and
-the load generators (wrk, curl, and this script for the idle tunnels).
+the load generators (wrk, curl, wrk under proxychains4 for SOCKS5, and this
+script for the idle tunnels).
 Prints one markdown table (figures, anonproxy/peer ratios, targets with
 PASS/FAIL) and writes build/bench.json with every run and the medians.
 
@@ -38,6 +41,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,13 +59,20 @@ PACKAGES = {
     "privoxy": "privoxy",
     "haproxy": "haproxy",
     "curl": "curl",
+    "microsocks": "microsocks",
+    "dante-server": "danted",
+    "proxychains4": "proxychains4",   # puts wrk's connections through a SOCKS5 server
 }
 APT_LINE = "apt-get install -y --no-install-recommends " + " ".join(PACKAGES)
 
-# Column order of the table. "kind": forward proxy, reverse proxy or none.
-PEERS = ["anonproxy", "squid", "tinyproxy", "privoxy", "haproxy", "direct"]
-LABELS = {"haproxy": "haproxy (ceiling)", "direct": "direct (no proxy)"}
+# Column order of the table. "kind": forward proxy, reverse proxy, SOCKS server or none.
+PEERS = ["anonproxy", "squid", "tinyproxy", "privoxy", "haproxy", "microsocks", "dante", "direct"]
+LABELS = {"haproxy": "haproxy (ceiling)", "dante": "dante (danted)", "direct": "direct (no proxy)"}
 FORWARD = ["anonproxy", "squid", "tinyproxy", "privoxy"]
+SOCKS = ["microsocks", "dante"]            # SOCKS5 servers only: the "socks" workload's peers
+HTTP_PEERS = [n for n in PEERS if n not in SOCKS]   # the columns the HTTP workloads measure
+SOCKS_ONLY = "n/a: SOCKS5 only"
+WORKLOADS = ["small", "scaling", "elite", "tunnel", "plain", "socks", "idle"]
 
 WANT_NOFILE = 65536
 SMALL_BODY = b"anonproxy bench: a 64-byte body for small-request workloads....\n"
@@ -84,12 +95,14 @@ class Proc:
     live: set["Proc"] = set()
 
     def __init__(self, name: str, argv: list[str], logpath: Path, env: dict | None = None,
-                 cwd: Path | None = None):
+                 cwd: Path | None = None, user: tuple[str, str] | None = None):
         self.name, self.argv, self.logpath = name, argv, logpath
         self.logfile = open(logpath, "ab")
+        # user: (user, group) to run as, for servers that cannot drop root themselves.
+        who = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logfile,
                                       stderr=subprocess.STDOUT, env=env or clean_env(),
-                                      cwd=cwd, start_new_session=True, close_fds=True)
+                                      cwd=cwd, start_new_session=True, close_fds=True, **who)
         Proc.live.add(self)
 
     @property
@@ -191,7 +204,8 @@ def proc_tree_rss_kb(root: int) -> int:
 
 
 def proc_tree_cpu_s(root: int) -> float:
-    """user + system CPU seconds used so far by root and its descendants (threads included)."""
+    """user + system CPU seconds used so far by root and its descendants (threads included),
+    and by the descendants they have reaped (cutime, cstime: dante's children come and go)."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, list[str]] = {}
     for d in os.listdir("/proc"):
@@ -210,7 +224,8 @@ def proc_tree_cpu_s(root: int) -> float:
         if pid in seen or pid not in stats:
             continue
         seen.add(pid)
-        total += int(stats[pid][11]) + int(stats[pid][12])   # utime, stime
+        f = stats[pid]
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])   # utime stime cutime cstime
         stack.extend(children.get(pid, ()))
     return total / tick
 
@@ -266,6 +281,39 @@ def tunnel_get(port: int, origin: int, timeout: float = 3.0) -> tuple[int, bytes
         return read_response(s, deadline)[::2]
 
 
+def recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def socks5_get(port: int, origin: int, timeout: float = 3.0) -> tuple[int, bytes]:
+    """GET /small.bin through a SOCKS5 server: no authentication, CONNECT to an IPv4 address."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((LOCAL, port), timeout=timeout) as s:
+        s.sendall(b"\x05\x01\x00")
+        rep = recv_exact(s, 2, deadline)
+        if rep != b"\x05\x00":
+            raise StartError(f"SOCKS5 method reply {rep.hex()}, not 0500")
+        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(LOCAL) + struct.pack("!H", origin))
+        head = recv_exact(s, 4, deadline)
+        if head[:2] != b"\x05\x00":
+            raise StartError(f"SOCKS5 CONNECT reply {head.hex()}")
+        if head[3] == 3:
+            recv_exact(s, recv_exact(s, 1, deadline)[0] + 2, deadline)
+        else:
+            recv_exact(s, {1: 4, 4: 16}.get(head[3], 0) + 2, deadline)
+        s.sendall(f"GET /small.bin HTTP/1.1\r\nHost: {LOCAL}:{origin}\r\n"
+                  f"Connection: close\r\n\r\n".encode())
+        status, _, body = read_response(s, deadline)
+        return status, body
+
+
 # ---------------------------------------------------------------- the peers
 
 class Peer:
@@ -284,13 +332,20 @@ class Peer:
     def argv(self) -> list[str]:
         raise NotImplementedError
 
-    kind = "forward"          # forward | reverse | origin
+    kind = "forward"          # forward | reverse | socks | origin
     connect = True            # can it CONNECT to the origin's port?
     ready_timeout = 30.0
 
+    @property
+    def socks_port(self) -> int | None:
+        """Where it serves SOCKS5, if it does."""
+        return self.port if self.kind == "socks" else None
+
     def probe(self) -> None:
         o = self.bench.origin_port
-        if self.kind == "forward":
+        if self.kind == "socks":
+            status, body = socks5_get(self.port, o)
+        elif self.kind == "forward":
             status, body = http_get(self.port, f"http://{LOCAL}:{o}/small.bin", f"{LOCAL}:{o}")
         else:
             status, body = http_get(self.port, "/small.bin", f"{LOCAL}:{o}")
@@ -304,7 +359,7 @@ class Peer:
         self.logpath = self.dir / "stdout.log"
         try:
             argv = self.argv()
-            self.proc = Proc(self.tag, argv, self.logpath, cwd=self.dir)
+            self.proc = Proc(self.tag, argv, self.logpath, cwd=self.dir, user=self.run_as)
             self.wait_ready()
         except StartError as e:
             self.error = f"failed to start: {e}"
@@ -334,6 +389,8 @@ class Peer:
             time.sleep(0.2)
         raise StartError(f"not ready after {self.ready_timeout:.0f} s ({last}): "
                          + self.diagnostics())
+
+    run_as: tuple[str, str] | None = None   # (user, group) to start it as; None: as we are
 
     def logs(self) -> list[Path]:
         return [self.logpath]
@@ -439,16 +496,38 @@ class Anonproxy(Peer):
     OPTIONAL = ("connect_ports", "log_level")
 
     def __init__(self, bench, variant="", workers=2, mode="elite", policies: Path | None = None,
-                 name: str = "anonproxy", binary: Path | None = None):
+                 name: str = "anonproxy", binary: Path | None = None, socks: bool = False):
         super().__init__(bench, name, variant)
         self.workers, self.mode, self.policies = workers, mode, policies
         self.binary = binary or bench.binary
         self.dropped: list[str] = []
+        # socks: a second listener, "protocol": "socks5", after the HTTP one (which
+        # must stay first); self.port stays the HTTP listener's.
+        self.socks = socks
+        self._socks_port = 0
+
+    @property
+    def socks_port(self) -> int | None:
+        if not self.socks:
+            return None
+        if not self._socks_port:
+            self._socks_port = free_port(self.bench.used_ports)
+        return self._socks_port
+
+    def probe(self) -> None:
+        super().probe()
+        if self.socks:
+            status, body = socks5_get(self.socks_port, self.bench.origin_port)
+            if status != 200 or body != SMALL_BODY:
+                raise StartError(f"SOCKS5 probe GET got status {status}, {len(body)} body bytes")
 
     def config(self) -> dict:
         o = self.bench.origin_port
+        listen = [{"address": f"{LOCAL}:{self.port}"}]
+        if self.socks:
+            listen.append({"address": f"{LOCAL}:{self.socks_port}", "protocol": "socks5"})
         cfg = {
-            "listen": [{"address": f"{LOCAL}:{self.port}"}],
+            "listen": listen,
             "mode": self.mode,
             "workers": self.workers,
             "log_level": "warn",
@@ -657,20 +736,92 @@ backend be
         return ["haproxy", "-db", "-f", str(d / "haproxy.cfg")]
 
 
-PEER_CLASSES = {"squid": Squid, "tinyproxy": Tinyproxy, "privoxy": Privoxy, "haproxy": Haproxy}
+class Microsocks(Peer):
+    """microsocks: SOCKS5 only, no authentication, a thread per connection. It has no
+    user switch of its own, so as root it is started as nobody."""
+    kind = "socks"
+
+    def __init__(self, bench, name, variant=""):
+        super().__init__(bench, name, variant)
+        self.run_as = run_as_user("nobody")
+
+    def argv(self) -> list[str]:
+        return ["microsocks", "-i", LOCAL, "-p", str(self.port)]
+
+
+class Dante(Peer):
+    """Dante's danted in the foreground (no -D), one mother process (-N 1) with its
+    negotiate/request/io children; SOCKS5 "socksmethod: none", CONNECT only, from and
+    to loopback (to the bench origin's port only). As root it drops to nobody itself."""
+    kind = "socks"
+
+    def argv(self) -> list[str]:
+        d, o = self.dir, self.bench.origin_port
+        who = run_as_user("nobody")
+        user = f"user.privileged: root\nuser.unprivileged: {who[0]}" if who else ""
+        conf = d / "danted.conf"
+        conf.write_text(f"""
+logoutput: stderr
+errorlog: stderr
+internal: {LOCAL} port = {self.port}
+external: {LOCAL}
+{user}
+clientmethod: none
+socksmethod: none
+timeout.negotiate: 30
+timeout.io: 600
+client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
+socks pass {{ from: 127.0.0.0/8 to: {LOCAL}/32 port = {o} command: connect }}
+socks block {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}
+""")
+        r = run(["danted", "-V", "-f", str(conf)], timeout=30)
+        if r.returncode != 0:
+            raise StartError("danted -V: " + " | ".join((r.stderr + r.stdout).splitlines()[-6:]))
+        return ["danted", "-f", str(conf), "-N", "1", "-p", str(d / "danted.pid")]
+
+
+PEER_CLASSES = {"squid": Squid, "tinyproxy": Tinyproxy, "privoxy": Privoxy, "haproxy": Haproxy,
+                "microsocks": Microsocks, "dante": Dante}
 
 
 # --------------------------------------------------------------- workloads
 
+def established_on(port: int) -> int:
+    """Established TCP connections whose local port is port (accepted by the server there)."""
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    n += 1
+    except (OSError, ValueError, IndexError, StopIteration):
+        return -1
+    return n
+
+
 def run_wrk(port: int, target: str, host: str, duration: float, threads: int = 2,
-            conns: int = 50, cpu_pid: int | None = None) -> dict:
-    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration:g}s", "--latency",
-            "--timeout", "5s", "-s", str(LUA), f"http://{LOCAL}:{port}/", "--", target, host]
+            conns: int = 50, cpu_pid: int | None = None, prefix: list[str] | None = None,
+            watch_port: int | None = None) -> dict:
+    """wrk to 127.0.0.1:port; prefix wraps it (proxychains4 ...); watch_port: count the
+    connections established there halfway through the run (the SOCKS listener's)."""
+    argv = (prefix or []) + [
+        "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration:g}s", "--latency",
+        "--timeout", "5s", "-s", str(LUA), f"http://{LOCAL}:{port}/", "--", target, host]
+    watched: list[int] = []
+    timer = None
+    if watch_port:
+        timer = threading.Timer(duration / 2, lambda: watched.append(established_on(watch_port)))
+        timer.start()
     cpu0 = proc_tree_cpu_s(cpu_pid) if cpu_pid else None
     try:
         r = run(argv, timeout=duration + 60)
     except subprocess.TimeoutExpired:
         return {"error": "wrk timed out"}
+    finally:
+        if timer:
+            timer.cancel()
     cpu = proc_tree_cpu_s(cpu_pid) - cpu0 if cpu_pid else None
     m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
     if not m:
@@ -687,24 +838,31 @@ def run_wrk(port: int, target: str, host: str, duration: float, threads: int = 2
            # CPU the proxy (or, for direct, nginx) spent per request: steadier than
            # req/s when other jobs share the CPUs.
            "cpu_us_per_req": cpu * 1e6 / good if cpu is not None and good > 0 else None}
+    if watch_port:
+        res["established_mid_run"] = watched[0] if watched else None
     if good <= 0:
         res["error"] = f"no successful request ({j['errors_status']} bad statuses, " \
                        f"{sock_errors} socket errors)"
     return res
 
 
-def run_curl(url: str, size: int, proxy_port: int | None, tunnel: bool, timeout: float) -> dict:
+def run_curl(url: str, size: int, proxy_port: int | None, tunnel: bool, timeout: float,
+             socks_port: int | None = None, cpu_pid: int | None = None) -> dict:
     argv = ["curl", "-s", "-o", "/dev/null", "--max-time", f"{timeout:g}",
             "-w", "%{http_code} %{size_download} %{speed_download} %{time_total}"]
-    if proxy_port is None:
+    if socks_port is not None:
+        argv += ["--socks5-hostname", f"{LOCAL}:{socks_port}"]
+    elif proxy_port is None:
         argv += ["--noproxy", "*"]
     else:
         argv += ["-x", f"http://{LOCAL}:{proxy_port}"] + (["-p"] if tunnel else [])
     argv.append(url)
+    cpu0 = proc_tree_cpu_s(cpu_pid) if cpu_pid else None
     try:
         r = run(argv, timeout=timeout + 30)
     except subprocess.TimeoutExpired:
         return {"error": "curl timed out"}
+    cpu = proc_tree_cpu_s(cpu_pid) - cpu0 if cpu_pid else None
     try:
         code, got, speed, total = r.stdout.split()
         got, speed, total = int(got), float(speed), float(total)
@@ -712,6 +870,9 @@ def run_curl(url: str, size: int, proxy_port: int | None, tunnel: bool, timeout:
         return {"error": f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}"}
     res = {"mbps": speed / 1e6, "http_code": code, "bytes": got, "seconds": total,
            "curl_exit": r.returncode}
+    if cpu is not None:
+        res["server_cpu_s"] = cpu
+        res["cpu_s_per_gib"] = cpu * 2**30 / got if got else None
     if r.returncode != 0 or code != "200" or got != size:
         res["error"] = f"curl exit {r.returncode}, HTTP {code}, {got}/{size} bytes"
     return res
@@ -967,6 +1128,9 @@ class Bench:
         with open(self.www / "big.bin", "wb") as f:
             for _ in range(self.args.big_mib):
                 f.write(block)
+            # Written back now, not while the first downloads are being timed.
+            f.flush()
+            os.fsync(f.fileno())
         for p in self.www.iterdir():
             os.chmod(p, 0o644)
         log(f"origin files: small.bin (64 B), big.bin ({self.args.big_mib} MiB) in {self.www}")
@@ -986,6 +1150,14 @@ class Bench:
                 out[name] = (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else ""
             except (OSError, subprocess.SubprocessError) as e:
                 out[name] = f"unavailable: {e}"
+        # No version option (microsocks, proxychains4) or one that says little: Debian's.
+        for name, pkg in (("microsocks", "microsocks"), ("dante", "dante-server"),
+                          ("proxychains4", "proxychains4")):
+            try:
+                r = run(["dpkg-query", "-W", "-f=${Version}", pkg], timeout=10)
+                out[name] = f"{pkg} {r.stdout.strip()}" if r.returncode == 0 else "not installed"
+            except (OSError, subprocess.SubprocessError) as e:
+                out[name] = f"unavailable: {e}"
         return out
 
     # -------- peers
@@ -997,30 +1169,31 @@ class Bench:
         return PEER_CLASSES[name](self, name).start()
 
     def small_names(self) -> list[str]:
-        """PEERS, plus the baseline build right after anonproxy when there is one."""
+        """HTTP_PEERS, plus the baseline build right after anonproxy when there is one."""
         if not self.baseline:
-            return list(PEERS)
-        return PEERS[:1] + [self.baseline["label"]] + PEERS[1:]
+            return list(HTTP_PEERS)
+        return HTTP_PEERS[:1] + [self.baseline["label"]] + HTTP_PEERS[1:]
 
     def small_order(self, i: int) -> list[str]:
-        """Round i of small requests: PEERS rotated, so load spikes hit everyone; the
+        """Round i of small requests: HTTP_PEERS rotated, so load spikes hit everyone; the
         baseline build always back to back with anonproxy, first every other round,
         so that the two figures of a round saw the same load."""
-        order = rotate(PEERS, i)
+        order = rotate(HTTP_PEERS, i)
         if self.baseline:
             k = order.index("anonproxy") + (i % 2 == 0)
             order.insert(k, self.baseline["label"])
         return order
 
-    def status_of(self, name: str) -> str | None:
-        """None when the peer can be measured, else why not."""
+    def status_of(self, name: str, peers: dict | None = None) -> str | None:
+        """None when the peer can be measured, else why not. peers: where to look it
+        up (the socks workload's own), self.peers by default."""
         if name == "direct":
             return None
         if name not in self.selected:
             return "skipped (--peers)"
         if self.baseline and name == self.baseline["label"] and self.baseline.get("error"):
             return self.baseline["error"]
-        p = self.peers.get(name)
+        p = (self.peers if peers is None else peers).get(name)
         if p is None:
             return "not run"
         if p.error:
@@ -1044,6 +1217,8 @@ class Bench:
         a = self.args
         names = self.small_names()
         out = {n: {"runs": []} for n in names}
+        for n in SOCKS:
+            out[n] = {"runs": [], "error": SOCKS_ONLY, "median": {}}
         for i in range(a.runs):
             for name in self.small_order(i):   # interleaved, so load spikes hit everyone
                 why = self.status_of(name)
@@ -1180,7 +1355,9 @@ class Bench:
         url = f"http://{LOCAL}:{self.origin_port}/big.bin"
         out = {n: {"runs": []} for n in PEERS}
         for n in PEERS:
-            if n not in names:
+            if n in SOCKS:
+                out[n]["error"] = SOCKS_ONLY
+            elif n not in names:
                 out[n]["error"] = "n/a: not a forward proxy" if tunnel else "n/a"
         for i in range(a.runs):
             for name in rotate(names, i):
@@ -1203,6 +1380,133 @@ class Bench:
             self.summarise(out[name], ("mbps",))
         self.results[key] = out
 
+    def proxychains_conf(self, name: str, port: int) -> Path:
+        """A proxychains4 config: strict_chain through the one SOCKS5 server on port."""
+        path = self.tmp / f"proxychains-{name}.conf"
+        path.write_text(f"""# every connect() of the program goes through {LOCAL}:{port}
+strict_chain
+quiet_mode
+tcp_read_time_out 15000
+tcp_connect_time_out 8000
+[ProxyList]
+socks5 {LOCAL} {port}
+""")
+        return path
+
+    def wl_socks(self) -> None:
+        """SOCKS5: the 1 GiB file with curl --socks5-hostname, and small requests with
+        wrk under proxychains4 (each keep-alive connection of wrk is one SOCKS5 CONNECT
+        tunnel, requests flow inside it), anonproxy's socks5 listener against microsocks
+        and dante; the direct row for reference. Its own processes, started here."""
+        a = self.args
+        names = ["anonproxy"] + SOCKS + ["direct"]
+        o = self.origin_port
+        host = f"{LOCAL}:{o}"
+        url = f"http://{host}/big.bin"
+        tp = {n: {"runs": []} for n in PEERS}
+        rt = {n: {"runs": []} for n in PEERS}
+        for n in PEERS:
+            if n not in names:
+                tp[n]["error"] = rt[n]["error"] = "n/a: no SOCKS5 listener"
+        res = self.results["socks"] = {"throughput": tp, "rate": rt}
+        # The anonproxy peer's config with a socks5 listener after the HTTP one.
+        peers: dict[str, Peer] = {"anonproxy": Anonproxy(self, variant="socks", workers=2,
+                                                         socks=True).start()}
+        for n in SOCKS:
+            if n in self.selected:
+                peers[n] = self.start_peer(n)
+        try:
+            # One untimed download each first: a process's first big transfer (buffers
+            # growing, pages faulted in) is not what the rounds compare.
+            for name in names:
+                if not self.status_of(name, peers):
+                    w = run_curl(url, self.big_size, None, False, a.curl_timeout,
+                                 socks_port=None if name == "direct" else peers[name].socks_port)
+                    log(f"socks throughput warm-up {name}: "
+                        + (w.get("error") or f"{w['mbps']:,.0f} MB/s (not counted)"))
+            for i in range(a.runs):
+                for name in rotate(names, i):
+                    why = self.status_of(name, peers)
+                    if why:
+                        tp[name]["error"] = why
+                        continue
+                    if name == "direct":
+                        r = run_curl(url, self.big_size, None, False, a.curl_timeout,
+                                     cpu_pid=self.origin.proc.pid)
+                    else:
+                        p = peers[name]
+                        r = run_curl(url, self.big_size, None, False, a.curl_timeout,
+                                     socks_port=p.socks_port, cpu_pid=p.proc.pid)
+                    r["round"] = i + 1
+                    tp[name]["runs"].append(r)
+                    log(f"socks throughput run {i + 1}/{a.runs} {name}: " +
+                        (r.get("error") or f"{r['mbps']:,.0f} MB/s in {r['seconds']:.2f} s, "
+                                           f"{r.get('cpu_s_per_gib') or 0:.2f} CPU s/GiB"))
+
+            # Does proxychains4 really put wrk's connections through the SOCKS server?
+            # Through a port where nothing listens, wrk must get no response at all.
+            dead = free_port(self.used_ports)
+            pre = run_wrk(o, "/small.bin", host, 1.0, conns=2,
+                          prefix=["proxychains4", "-q", "-f",
+                                  str(self.proxychains_conf("nothing-listens", dead))])
+            res["preflight"] = {"socks_port_with_no_listener": dead,
+                                "wrk": pre.get("error") or f"{pre['requests']} responses"}
+            bypass = "error" not in pre and pre.get("requests", 0) > 0
+            if bypass:
+                why = (f"proxychains4 does not redirect wrk here: with its SOCKS5 server on a "
+                       f"port nothing listens on, wrk still got {pre['requests']} responses")
+                log(f"socks requests: {why}")
+                for n in ["anonproxy"] + SOCKS:
+                    rt[n]["error"] = why
+            else:
+                log(f"socks requests: proxychains4 check ok (no SOCKS server on {dead}: "
+                    f"{res['preflight']['wrk']})")
+            confs = {n: self.proxychains_conf(n, p.socks_port) for n, p in peers.items()
+                     if p.ok and p.socks_port}
+            for i in range(a.runs):
+                for name in rotate(names, i):
+                    why = (rt[name].get("error") if bypass and name != "direct"
+                           else self.status_of(name, peers))
+                    if why:
+                        rt[name]["error"] = why
+                        continue
+                    if name == "direct":
+                        r = run_wrk(o, "/small.bin", host, a.duration, conns=a.connections,
+                                    cpu_pid=self.origin.proc.pid)
+                    else:
+                        p = peers[name]
+                        r = run_wrk(o, "/small.bin", host, a.duration, conns=a.connections,
+                                    cpu_pid=p.proc.pid,
+                                    prefix=["proxychains4", "-q", "-f", str(confs[name])],
+                                    watch_port=p.socks_port)
+                        seen = r.get("established_mid_run")
+                        if seen == 0 and "error" not in r:
+                            r["error"] = (f"no connection established on the SOCKS5 port "
+                                          f"{p.socks_port} halfway through: wrk bypassed it")
+                        elif seen is not None and 0 < seen < a.connections:
+                            self.notes.append(f"SOCKS5 small requests, {name} round {i + 1}: "
+                                              f"{seen} of wrk's {a.connections} connections "
+                                              f"were established on its SOCKS5 port halfway "
+                                              f"through the run.")
+                    r["round"] = i + 1
+                    rt[name]["runs"].append(r)
+                    log(f"socks requests run {i + 1}/{a.runs} {name}: " +
+                        (r.get("error") or f"{r['rps']:,.0f} req/s p50 {r['p50_ms']:.2f} ms "
+                                           f"p99 {r['p99_ms']:.2f} ms, "
+                                           f"{r['cpu_us_per_req']:.1f} us CPU/req, "
+                                           f"{r['non_2xx_3xx']} bad statuses, "
+                                           f"{r['socket_errors']} socket errors"
+                                           + (f", {r['established_mid_run']} tunnels on the "
+                                              f"SOCKS5 port mid-run"
+                                              if r.get("established_mid_run") is not None else "")))
+        finally:
+            for p in peers.values():
+                p.stop()
+        for name in PEERS:
+            self.summarise(tp[name], ("mbps", "cpu_s_per_gib"))
+            self.summarise(rt[name], ("rps", "p50_ms", "p99_ms", "cpu_us_per_req",
+                                      "established_mid_run"))
+
     def wl_idle(self) -> None:
         a = self.args
         n = a.tunnels
@@ -1219,7 +1523,7 @@ class Bench:
         out = {name: {"runs": [], "n": n} for name in PEERS}
         for name in PEERS:
             if name not in FORWARD:
-                out[name]["error"] = "n/a: not a forward proxy"
+                out[name]["error"] = SOCKS_ONLY if name in SOCKS else "n/a: not a forward proxy"
         for name in FORWARD:
             if name not in self.selected:
                 out[name]["error"] = "skipped (--peers)"
@@ -1362,7 +1666,7 @@ class Bench:
                                       f"{cur.dropped or 'no key'}, {label} dropped "
                                       f"{p.dropped or 'no key'} (optional keys it rejects).")
             for name in PEER_CLASSES:
-                if name in self.selected:
+                if name in self.selected and PEER_CLASSES[name].kind != "socks":
                     self.peers[name] = self.start_peer(name)
         if "small" in wl:
             self.wl_small()
@@ -1377,6 +1681,8 @@ class Bench:
         for name, p in self.peers.items():
             if p:
                 p.stop()
+        if "socks" in wl:
+            self.wl_socks()
         if "idle" in wl:
             self.wl_idle()
         # Last lines of every server's logs, for errors worth a look.
@@ -1486,10 +1792,11 @@ class Report:
         self.verdicts.append(v)
         return f"{desc}: {v}"
 
-    def row_metric(self, key: str, metric: str, unit: str, digits: int) -> tuple[list[str], dict]:
+    def row_metric(self, key: str, metric: str, unit: str, digits: int,
+                   entries: dict | None = None) -> tuple[list[str], dict]:
         cells, vals = [], {}
         for name in PEERS:
-            e = self.r.get(key, {}).get(name)
+            e = (self.r.get(key, {}) if entries is None else entries).get(name)
             err = self.cell_error(e)
             if err:
                 cells.append(self.clean(err))
@@ -1575,6 +1882,58 @@ class Report:
         return ([f"1d. Refactor check: small requests, anonproxy against {label} "
                  f"({src}), same config and workers"]
                 + [cell] + ["-"] * (len(PEERS) - 1) + [rat, self.baseline_line])
+
+    def socks_rows(self, big: str) -> list[list[str]]:
+        """7: SOCKS5 CONNECT throughput; 7b-7d: small requests through a SOCKS5 listener."""
+        s, rows, a = self.r["socks"], [], self.b.args
+
+        def targets(vals):
+            return "; ".join(
+                self.target(f">= 1.2x {n}", ratio(vals.get("anonproxy"), vals.get(n)), 1.2, True)
+                for n in SOCKS)
+
+        def per_round(entries, metric):
+            """Range of anonproxy / peer within each round (both ran in it, minutes apart at
+            most): how much of a ratio of medians is load from other jobs."""
+            def by_round(n):
+                return {r["round"]: r[metric] for r in entries[n]["runs"]
+                        if "error" not in r and r.get(metric)}
+            mine, parts = by_round("anonproxy"), []
+            for n in SOCKS:
+                theirs = by_round(n)
+                rs = [mine[k] / theirs[k] for k in sorted(mine) if k in theirs]
+                if len(rs) > 1:
+                    parts.append(f"{n} {min(rs):.2f}-{max(rs):.2f}")
+            return f"; per round: {', '.join(parts)}" if parts else ""
+
+        cells, vals = self.row_metric("socks", "mbps", "MB/s", 0, s["throughput"])
+        for k, name in enumerate(PEERS):
+            e = s["throughput"][name]
+            c = None if self.cell_error(e) else e["median"].get("cpu_s_per_gib")
+            if c is not None:
+                cells[k] += f" (CPU {c:.2f} s/GiB" + (", nginx)" if name == "direct" else ")")
+        rows.append([f"7. SOCKS5 CONNECT throughput, {big}, curl --socks5-hostname (MB/s; "
+                     f"CPU of the proxy process per GiB)"] + cells
+                    + [self.ratios(vals, "MB/s", 0) + per_round(s["throughput"], "mbps"),
+                       targets(vals)])
+        cells, vals = self.row_metric("socks", "rps", "req/s", 0, s["rate"])
+        rows.append([f"7b. Small requests through SOCKS5, 64 B GET, proxychains4 wrk -t2 "
+                     f"-c{a.connections} keep-alive: a tunnel per connection (req/s)"] + cells
+                    + [self.ratios(vals, "req/s", 0) + per_round(s["rate"], "rps"),
+                       targets(vals)])
+        lat, cpu, cvals = [], [], {}
+        for name in PEERS:
+            e = s["rate"][name]
+            err = self.cell_error(e)
+            lat.append("-" if err else f"{e['median']['p50_ms']:.2f} / {e['median']['p99_ms']:.2f} ms")
+            v = None if err else e["median"].get("cpu_us_per_req")
+            cpu.append("-" if v is None else f"{v:.1f} us" + (" (nginx)" if name == "direct" else ""))
+            if v is not None and name != "direct":
+                cvals[name] = v
+        rows.append(["7c. Small requests through SOCKS5: latency p50 / p99"] + lat + ["", ""])
+        rows.append(["7d. Small requests through SOCKS5: CPU per request of the proxy process"]
+                    + cpu + [self.ratios(cvals, "us/req", 1) + " (lower is better)", ""])
+        return rows
 
     def build(self) -> str:
         head = ["Workload"] + [LABELS.get(n, n) for n in PEERS] + ["anonproxy vs peers", "Targets"]
@@ -1679,6 +2038,9 @@ class Report:
                         + ["" if cost is None else f"elite = {1 - cost / 100:.3f}x pass",
                            self.target("<= 5%", cost, 5.0, False)])
 
+        if "socks" in r:
+            rows += self.socks_rows(big)
+
         def line(cols):
             return "| " + " | ".join(cols) + " |"
         out = [line(head), line(["---"] * len(head))] + [line(row) for row in rows]
@@ -1747,11 +2109,11 @@ def parse_args(argv=None):
                    help="seconds allowed per idle-tunnel run (default 120)")
     p.add_argument("--curl-timeout", type=float, default=180.0,
                    help="seconds allowed per big download (default 180)")
-    p.add_argument("--workloads", default="small,scaling,elite,tunnel,plain,idle",
-                   help="comma-separated subset of small,scaling,elite,tunnel,plain,idle")
-    p.add_argument("--peers", default="squid,tinyproxy,privoxy,haproxy",
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help=f"comma-separated subset of {','.join(WORKLOADS)} (default all)")
+    p.add_argument("--peers", default=",".join(PEER_CLASSES),
                    help="comma-separated peers to measure besides anonproxy and direct "
-                        "(default squid,tinyproxy,privoxy,haproxy; 'none' or '' for none)")
+                        f"(default {','.join(PEER_CLASSES)}; 'none' or '' for none)")
     p.add_argument("--baseline", metavar="REV",
                    help="also measure anonproxy built from git revision REV (in a temporary "
                         "worktree) in the small-requests workload: the refactor check, CPU per "
@@ -1774,7 +2136,7 @@ def parse_args(argv=None):
     bad_peers = set(a.peers) - set(PEER_CLASSES)
     if bad_peers:
         p.error(f"unknown peers {sorted(bad_peers)} (choose from {', '.join(PEER_CLASSES)})")
-    bad = set(a.workloads) - {"small", "scaling", "elite", "tunnel", "plain", "idle"}
+    bad = set(a.workloads) - set(WORKLOADS)
     if bad or a.runs < 1 or a.duration <= 0 or a.tunnels < 1 or a.big_mib < 1:
         p.error(f"bad arguments {sorted(bad) if bad else ''}")
     if a.baseline is not None:
