@@ -211,7 +211,7 @@ void upstream_mark_down(upstream *u)
     atomic_store(&u->healthy, 0);
 }
 
-/* FNV-1a, for sticky keys and for mixing in an upstream's position. */
+/* FNV-1a, for sticky keys and for mixing in an upstream's name. */
 static uint64_t hash_mix(const char *s, uint64_t seed)
 {
     uint64_t h = 1469598103934665603ull ^ seed;
@@ -255,8 +255,11 @@ static uint64_t score(const upstream_set *s, size_t i, const char *session, cons
 {
     if (session || s->strategy == STRATEGY_STICKY)
         /* Rendezvous hashing: a session keeps its exit while that exit is
-         * healthy, and only that exit's sessions move when it goes down. */
-        return hash_mix(session ? session : client ? client : "", i + 1);
+         * healthy, and only that exit's sessions move when it goes down.
+         * Mixed with the exit's name, not its position, so that every
+         * instance behind a balancer picks the same exit for a session
+         * whatever order its list is in. */
+        return hash_mix(session ? session : client ? client : "", hash_mix(s->items[i].name, 0));
     unsigned ms = atomic_load(&s->items[i].latency_ms);
     return UINT64_MAX - (ms ? ms : UINT32_MAX);
 }
