@@ -82,8 +82,9 @@ def certs(tmp_path_factory):
 
 
 class Run:
-    def __init__(self, rc, out, err, token):
-        self.rc, self.out, self.err, self.token = rc, out, err, token
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+        self.token = None       # the judge run's token (browse_judge)
 
     def __repr__(self):
         return "<Chromium rc=%s stdout=%r stderr(tail)=%r>" % (self.rc, self.out[-3000:],
@@ -117,7 +118,7 @@ def chromium(tmp_path, url, proxy=None, extra=()):
             os.killpg(proc.pid, signal.SIGKILL)     # helpers left behind, if any
         except ProcessLookupError:
             pass
-    return Run(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), n)
+    return Run(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
 def parse_judge_text(dom):
