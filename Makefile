@@ -7,7 +7,7 @@ PYTHON ?= /usr/bin/python3
 PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
 # Debian packages the build, the tests and `make run` need.
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev
-DEB_TEST := libcmocka-dev python3-pytest curl openssl mmdb-bin tinyproxy-bin microsocks squid privoxy haproxy
+DEB_TEST := libcmocka-dev python3-pytest curl openssl mmdb-bin tinyproxy-bin microsocks squid privoxy haproxy chromium
 # Installed only when the command is missing: a machine may have Node.js (and
 # npm) from elsewhere, which Debian's npm package would conflict with.
 DEB_IF_NO_COMMAND := npm
