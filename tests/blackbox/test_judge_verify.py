@@ -5,19 +5,32 @@ Requests that must look as if they came from another host are sent from
 127.0.0.3: the judge then sees a real IP (127.0.0.3) that differs from a
 local proxy's exit IP (127.0.0.1).
 """
+import json
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import BIN, clean_env, port_accepts, read_response
+from conftest import (BIN, Acceptor, Conn, ShortRead, clean_env, port_accepts,
+                      read_response)
 from judgekit import (BROWSER, GEO_DB, ask, connect, raw_exchange, request_bytes,
                       sanitizer_report, start_judge, start_privoxy, start_squid,
                       start_tinyproxy, verify, verify_json, why)
 
 REAL = "127.0.0.3"
+# What verify sends after Host, in its order: a browser's headers (Accept
+# also names application/json, which makes the judge answer in JSON).
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+VERIFY_HEADERS = [
+    "User-Agent: " + UA,
+    "Accept: text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.5",
+    "Accept-Encoding: identity",
+    "Connection: keep-alive",
+]
 
 
 @pytest.fixture
@@ -550,3 +563,74 @@ def free_dead_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ what verify sends
+
+
+class Recorder(Acceptor):
+    """A judge and an HTTP proxy in one, for seeing exactly what verify
+    sends: records every request head (its lines, CONNECT's too), answers a
+    CONNECT with 200 (the tunnel leads back to itself) and every GET with a
+    judge's JSON (the remote IP is the peer's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.heads = []
+        self.start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def accepted(self, s):
+        threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        peer = s.getpeername()[0]
+        c = Conn(sock=s, timeout=10)
+        with c:
+            while True:
+                try:
+                    head = c.read_until(b"\r\n\r\n", limit=65536)
+                except (ShortRead, OSError):
+                    return
+                lines = head[:-4].decode("latin-1").split("\r\n")
+                with self.lock:
+                    self.heads.append(lines)
+                if lines[0].startswith("CONNECT "):
+                    c.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    continue
+                body = json.dumps({"remote_ip": peer, "country": None,
+                                   "verdict": "elite", "reasons": []}).encode()
+                c.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.stop_accepting()
+
+
+def test_verify_sends_a_browsers_headers(recorder):
+    # The recorder is both the judge and the proxy: it sees the direct GET,
+    # the absolute-form GET, the CONNECT and the GET inside the tunnel.
+    authority = "127.0.0.1:%d" % recorder.port
+    proxy = recorder.url.replace("//", "//judge:s3cr3t@")
+    r = verify("--proxy", proxy, "--judge", recorder.url + "/", "--source", REAL)
+    assert r.returncode == 0, r
+    direct, absolute, tunnel, inside = recorder.heads
+    browser = ["Host: " + authority] + VERIFY_HEADERS
+    assert direct == ["GET / HTTP/1.1"] + browser
+    auth = "Proxy-Authorization: Basic anVkZ2U6czNjcjN0"
+    assert absolute[0] == "GET http://%s/?real_ip=%s HTTP/1.1" % (authority, REAL)
+    # Proxy-Authorization is for the proxy (which drops it); the rest is
+    # what reaches the judge, in a browser's order.
+    assert [h for h in absolute[1:] if h != auth] == browser
+    assert auth in absolute
+    assert tunnel[0] == "CONNECT %s HTTP/1.1" % authority
+    assert sorted(tunnel[1:]) == sorted(["Host: " + authority, "User-Agent: " + UA, auth])
+    assert inside == ["GET /?real_ip=%s HTTP/1.1" % REAL] + browser
