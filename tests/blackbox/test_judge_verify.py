@@ -520,7 +520,9 @@ def test_help():
 
 @pytest.mark.parametrize("args,message", [
     ([], "--proxy is required"),
-    (["--proxy", "socks5://127.0.0.1:1080"], "scheme 'socks5' is not supported"),
+    (["--proxy", "ftp://127.0.0.1:1080"], "scheme 'ftp' is not supported (http://, https://, "
+                                          "socks5h://, socks5:// or socks4a://)"),
+    (["--proxy", "socks4://127.0.0.1:1080"], "scheme 'socks4' is not supported"),
     (["--proxy", "127.0.0.1:8080"], "must start with http://"),
     (["--proxy", "http://127.0.0.1"], "needs a port"),
     (["--proxy", "http://127.0.0.1:99999"], "bad port"),
