@@ -4,9 +4,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 PYTHON ?= /usr/bin/python3
 
-PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson
+PKGS := libevent libevent_pthreads libevent_openssl openssl libmaxminddb jansson libcurl
 # Debian packages the build, the tests and `make run` need.
-DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev
+DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev libmaxminddb-dev libjansson-dev libcurl4-openssl-dev
 DEB_TEST := libcmocka-dev python3-pytest curl openssl mmdb-bin tinyproxy-bin microsocks squid privoxy haproxy chromium
 # Installed only when the command is missing: a machine may have Node.js (and
 # npm) from elsewhere, which Debian's npm package would conflict with.

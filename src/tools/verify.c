@@ -1,89 +1,117 @@
 /* verify.c - see verify.h.
  *
- * A command-line tool, so plain blocking sockets: every exchange gets one
- * deadline (--timeout), re-applied as SO_RCVTIMEO/SO_SNDTIMEO before each
- * send and recv, so a peer that trickles bytes cannot stretch it. Responses
- * are delimited the way the proxy itself does (Content-Length, chunked or
- * close), since the requests ask for keep-alive like a browser's do.
+ * The client side is libcurl's easy interface: a command-line tool may
+ * block, and libcurl already speaks every kind of proxy (HTTP, HTTPS, SOCKS5
+ * with or without the proxy resolving the name, SOCKS4a), their credentials
+ * and TLS. Each exchange is one easy handle, so one connection, with one
+ * deadline (--timeout) for the whole of it. Only the request's headers are
+ * ours: a browser's, in a browser's order, and none of curl's own.
  */
 #include "tools/verify.h"
 
-#include "core/config.h"
-
-#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/thread.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <netdb.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http/chunked.h"
-#include "http/http_parser.h"
-#include "tools/judge_cmd.h"
 #include "core/log.h"
-#include "core/util.h"
+#include "tools/judge_cmd.h"
 
-#define VERIFY_MAX_HEAD 65536
-#define VERIFY_MAX_FIELDS 200
-#define VERIFY_MAX_REPLY (4u << 20)  /* head and body of one response */
-#define VERIFY_REQUEST_MAX 8192
+#define VERIFY_MAX_REPLY (4u << 20)  /* the body of one response */
+#define VERIFY_MAX_CRED 255          /* a user or a password, as RFC 1929 allows */
 
-/* What a current desktop browser sends, in its order. Accept also names
- * application/json, which is what makes the judge answer in JSON. */
+/* What a current desktop browser sends after Host, in its order. Accept also
+ * names application/json, which is what makes the judge answer in JSON. Each
+ * replaces the header curl would send of its own (User-Agent, Accept), and
+ * the empty Proxy-Connection keeps out the one curl adds for a proxy, so the
+ * request carries these and nothing else. */
 #define BROWSER_UA "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-#define BROWSER_HEADERS                                                          \
-    "User-Agent: " BROWSER_UA "\r\n"                                             \
-    "Accept: text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8\r\n" \
-    "Accept-Language: en-US,en;q=0.5\r\n"                                        \
-    "Accept-Encoding: identity\r\n"                                              \
-    "Connection: keep-alive\r\n"
+static const char *const browser_headers[] = {
+    "User-Agent: " BROWSER_UA,
+    "Accept: text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.5",
+    "Accept-Encoding: identity",
+    "Connection: keep-alive",
+    "Proxy-Connection:",
+    NULL,
+};
+/* The CONNECT's, besides Host and the credentials curl adds: a browser
+ * names itself there too. */
+static const char *const connect_headers[] = {"User-Agent: " BROWSER_UA, "Proxy-Connection:",
+                                              NULL};
 
 static const char *const levels[] = {"transparent", "anonymous", "elite", NULL};
 
+/* The proxy kinds, as the URL's scheme names them (libcurl reads the same
+ * scheme from the URL). An HTTP(S) proxy is checked twice, with a plain
+ * request and inside CONNECT; a SOCKS one only has its tunnel. */
+typedef struct proxy_scheme {
+    const char *name;
+    const char *tunnel;      /* for SOCKS: the label of the one path; NULL for HTTP(S) */
+} proxy_scheme;
+
+static const proxy_scheme proxy_schemes[] = {
+    {"http", NULL},
+    {"https", NULL},
+    {"socks5h", "GET through a SOCKS5 tunnel, the name resolved by the proxy"},
+    {"socks5", "GET through a SOCKS5 tunnel"},
+    {"socks4a", "GET through a SOCKS4a tunnel"},
+};
+#define PROXY_SCHEMES "http://, https://, socks5h://, socks5:// or socks4a://"
+
 typedef struct url {
-    char host[256];          /* name or address, IPv6 without brackets */
-    unsigned port;
-    char authority[300];     /* host[:port] as sent in Host and CONNECT */
-    char path[2048];         /* path and query, at least "/" */
-    char userinfo[512];      /* "user:pass" percent-decoded; "" when absent */
+    char base[320];          /* scheme://host[:port], no credentials, no path */
+    char host[280];          /* as in the URL, IPv6 in brackets */
+    char authority[290];     /* host:port, for messages and CONNECT */
+    char path[2048];         /* judge: path and query, at least "/" */
+    char user[VERIFY_MAX_CRED + 1], password[VERIFY_MAX_CRED + 1]; /* decoded */
+    int has_credentials;
+    const proxy_scheme *scheme; /* proxy only */
 } url;
 
 typedef struct verifier {
     url judge;
     url proxy;
-    char proxy_auth[1024];           /* "Proxy-Authorization: ...\r\n" or "" */
-    struct sockaddr_storage source;  /* ss_family AF_UNSPEC: no --source */
-    socklen_t source_len;
-    unsigned timeout_ms;
+    const char *proxy_cacert;        /* --proxy-cacert, or NULL */
+    const char *source;              /* --source, or NULL */
+    char interface[128];             /* "host!IP" for CURLOPT_INTERFACE */
+    long ip_resolve;                 /* CURL_IPRESOLVE_*, the family of --source */
+    long timeout_ms;
+    struct curl_slist *get_headers, *connect_headers;
     char err[512];                   /* why the last step failed */
 } verifier;
 
-/* One connection and the deadline of the exchange on it. */
-typedef struct conn {
-    int fd;
-    const char *what;                /* "the judge", "the proxy": for messages */
-    struct timeval deadline;         /* monotonic_now() */
-} conn;
+/* One way of asking the judge. */
+typedef struct check {
+    const char *name, *label;
+    int via_proxy;
+    int connect;             /* inside CONNECT (CURLOPT_HTTPPROXYTUNNEL) */
+    int tunnelled;           /* the judge's answer comes through a tunnel */
+} check;
 
-/* One response; body points into buf. */
-typedef struct reply {
-    char *buf;
+static const check direct_check = {"direct", NULL, 0, 0, 0};
+static const check http_checks[] = {
+    {"http", "absolute-form GET through the proxy", 1, 0, 0},
+    {"connect", "GET inside a CONNECT tunnel", 1, 1, 1},
+};
+#define MAX_CHECKS 2
+
+/* One response, as libcurl hands it over. */
+typedef struct exchange {
+    char *body;
     size_t len, cap;
-    int status;
-    char reason[64];
-    const char *body;
-    size_t body_len;
-} reply;
+    int too_big;
+    char status[128];        /* the last status line, a CONNECT's too */
+} exchange;
 
 static int fail(verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -99,336 +127,208 @@ static int fail(verifier *v, const char *fmt, ...)
 
 /* ---- URLs -------------------------------------------------------------- */
 
-/* Parses "http://[user:pass@]host[:port][/path]". A proxy URL must give a
- * port and no path; a judge URL must not give credentials and defaults to
- * port 80 and path "/". Errors say what is wrong, without the password. */
+/* Parses "SCHEME://[user:pass@]host[:port][/path]" with libcurl's URL parser.
+ * A proxy URL has one of proxy_schemes, a port and no path; a judge URL is
+ * http://, without credentials, port 80 and path "/" by default. Errors say
+ * what is wrong, without the password. */
 static int url_parse(verifier *v, const char *text, int is_proxy, url *u)
 {
-    static const char scheme[] = "http://";
     const char *what = is_proxy ? "proxy URL" : "judge URL";
+    const char *sep = strstr(text, "://");
+    char *user = NULL, *password = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+    int rc = -1;
 
     memset(u, 0, sizeof *u);
-    if (strncasecmp(text, scheme, sizeof scheme - 1) != 0) {
-        const char *sep = strstr(text, "://");
-        if (sep)
-            return fail(v, "%s: scheme '%.*s' is not supported (only http://)", what,
-                        (int)(sep - text), text);
-        return fail(v, "%s '%s' must start with http://", what, text);
-    }
-    const char *auth = text + sizeof scheme - 1;
-    size_t auth_len = strcspn(auth, "/?#");
-    const char *rest = auth + auth_len;
+    if (!sep)
+        return fail(v, "%s '%s' must start with %s", what, text,
+                    is_proxy ? PROXY_SCHEMES : "http://");
+    size_t scheme_len = (size_t)(sep - text);
+    for (size_t i = 0; is_proxy && i < sizeof proxy_schemes / sizeof *proxy_schemes; i++)
+        if (strlen(proxy_schemes[i].name) == scheme_len &&
+            strncasecmp(text, proxy_schemes[i].name, scheme_len) == 0)
+            u->scheme = &proxy_schemes[i];
+    if (is_proxy ? !u->scheme : scheme_len != 4 || strncasecmp(text, "http", 4) != 0)
+        return fail(v, "%s: scheme '%.*s' is not supported (%s)", what, (int)scheme_len, text,
+                    is_proxy ? PROXY_SCHEMES : "only http://");
 
-    /* userinfo: up to the last '@' of the authority. */
-    const char *at = NULL;
-    for (const char *p = auth; p < rest; p++)
-        if (*p == '@')
-            at = p;
-    if (at) {
-        size_t encoded = (size_t)(at - auth), plain;
-        if (!is_proxy)
-            return fail(v, "%s must not carry credentials", what);
-        if (!memchr(auth, ':', encoded) || percent_check(auth, encoded, &plain) < 0 ||
-            plain >= sizeof u->userinfo)
-            return fail(v, "%s: credentials must be user:password (percent-encoded)", what);
-        percent_decode(auth, encoded, 0, u->userinfo);
-        auth_len -= (size_t)(at + 1 - auth);
-        auth = at + 1;
+    CURLU *h = curl_url();
+    CURLUcode uc = h ? curl_url_set(h, CURLUPART_URL, text, CURLU_NON_SUPPORT_SCHEME)
+                     : CURLUE_OUT_OF_MEMORY;
+    if (uc == CURLUE_OK) {
+        /* Absent parts stay NULL. */
+        curl_url_get(h, CURLUPART_USER, &user, CURLU_URLDECODE);
+        curl_url_get(h, CURLUPART_PASSWORD, &password, CURLU_URLDECODE);
+        curl_url_get(h, CURLUPART_PORT, &port, 0);
+        curl_url_get(h, CURLUPART_QUERY, &query, 0);
+        if ((uc = curl_url_get(h, CURLUPART_HOST, &host, 0)) == CURLUE_OK)
+            uc = curl_url_get(h, CURLUPART_PATH, &path, 0);
     }
-
-    const char *host = auth, *host_end, *port = NULL;
-    if (*host == '[') {
-        host_end = memchr(auth, ']', auth_len);
-        if (!host_end)
-            return fail(v, "%s: unterminated [IPv6] address", what);
-        host++;
-        if (host_end + 1 < rest && host_end[1] != ':')
-            return fail(v, "%s: unexpected text after ]", what);
-        if (host_end + 1 < rest)
-            port = host_end + 2;
-    } else {
-        host_end = memchr(auth, ':', auth_len);
-        if (host_end)
-            port = host_end + 1;
-        else
-            host_end = rest;
+    const char *scheme = is_proxy ? u->scheme->name : "http";
+    if (uc != CURLUE_OK)
+        fail(v, "%s: %s%s", what, uc == CURLUE_BAD_PORT_NUMBER ? "bad port: " : "",
+             curl_url_strerror(uc));
+    else if (user && !is_proxy)
+        fail(v, "%s must not carry credentials", what);
+    else if (user && !password)
+        fail(v, "%s: credentials must be user:password (percent-encoded)", what);
+    else if (user && (strlen(user) > VERIFY_MAX_CRED || strlen(password) > VERIFY_MAX_CRED))
+        fail(v, "%s: a user or password longer than %d bytes", what, VERIFY_MAX_CRED);
+    else if (is_proxy && !port)
+        fail(v, "%s needs a port (%s://host:port)", what, scheme);
+    else if (port && strcmp(port, "0") == 0)
+        fail(v, "%s: bad port 0", what);
+    else if (is_proxy && (strcmp(path, "/") != 0 || query))
+        fail(v, "%s must not have a path", what);
+    else if ((size_t)snprintf(u->host, sizeof u->host, "%s", host) >= sizeof u->host ||
+             (size_t)snprintf(u->authority, sizeof u->authority, "%s:%s", host,
+                              port ? port : "80") >= sizeof u->authority ||
+             (size_t)snprintf(u->base, sizeof u->base, "%s://%s%s%s", scheme, host,
+                              port ? ":" : "", port ? port : "") >= sizeof u->base ||
+             (size_t)snprintf(u->path, sizeof u->path, "%s%s%s", path, query ? "?" : "",
+                              query ? query : "") >= sizeof u->path)
+        fail(v, "%s is too long", what);
+    else
+        rc = 0;
+    if (rc == 0 && user) {
+        snprintf(u->user, sizeof u->user, "%s", user);
+        snprintf(u->password, sizeof u->password, "%s", password);
+        u->has_credentials = 1;
     }
-    size_t host_len = (size_t)(host_end - host);
-    if (host_len == 0 || host_len >= sizeof u->host)
-        return fail(v, "%s: missing or overlong host", what);
-    memcpy(u->host, host, host_len);
-    struct in6_addr a6;
-    if (*auth == '[' && inet_pton(AF_INET6, u->host, &a6) != 1)
-        return fail(v, "%s: '%s' is not an IPv6 address", what, u->host);
-
-    u->port = 80;
-    if (port) {
-        char *end;
-        unsigned long p = port < rest && *port >= '0' && *port <= '9' ? strtoul(port, &end, 10) : 0;
-        if (p == 0 || p > 65535 || end != rest)
-            return fail(v, "%s: bad port '%.*s'", what, (int)(rest - port), port);
-        u->port = (unsigned)p;
-    } else if (is_proxy) {
-        return fail(v, "%s needs a port (http://host:port)", what);
-    }
-    snprintf(u->authority, sizeof u->authority, "%s%s%s", *auth == '[' ? "[" : "", u->host,
-             *auth == '[' ? "]" : "");
-    if (port) {
-        size_t n = strlen(u->authority);
-        snprintf(u->authority + n, sizeof u->authority - n, ":%u", u->port);
-    }
-
-    size_t path_len = strcspn(rest, "#");
-    if (is_proxy && !(path_len == 0 || (path_len == 1 && *rest == '/')))
-        return fail(v, "%s must not have a path", what);
-    if (path_len + 2 > sizeof u->path)
-        return fail(v, "%s: path too long", what);
-    snprintf(u->path, sizeof u->path, "%s%.*s", *rest == '/' ? "" : "/", (int)path_len, rest);
-    return 0;
+    curl_free(user);
+    curl_free(password);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(h);
+    return rc;
 }
 
-/* ---- I/O with a deadline ----------------------------------------------- */
+/* ---- one exchange ------------------------------------------------------ */
 
-/* What is left of the exchange's deadline, 0 once it has passed. */
-static unsigned long remaining_ms(const conn *l)
+static size_t on_body(char *data, size_t size, size_t count, void *arg)
 {
-    struct timeval now;
-    monotonic_now(&now);
-    return elapsed_ms(&now, &l->deadline);
-}
-
-/* Applies what is left of the deadline to the socket. Returns 0, or -1 when
- * nothing is left. */
-static int arm(verifier *v, const conn *l, const char *doing)
-{
-    unsigned long ms = remaining_ms(l);
-    if (ms == 0)
-        return fail(v, "%s %s: timed out", doing, l->what);
-    struct timeval tv = ms_to_timeval((unsigned)ms);
-    if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-        setsockopt(l->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
-        return fail(v, "%s %s: %s", doing, l->what, strerror(errno));
-    return 0;
-}
-
-static const char *io_error(int e)
-{
-    /* A blocking socket reports its timeout as EAGAIN, or for connect() as
-     * EINPROGRESS. */
-    return e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS ? "timed out" : strerror(e);
-}
-
-/* Connects to host:port (from --source, if given). Starts the conn's
- * deadline. Returns 0, or -1 with a message. */
-static int dial(verifier *v, conn *l, const url *to, const char *what)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    char port[8];
-    struct timeval timeout = ms_to_timeval(v->timeout_ms);
-    int rc, e = 0;
-
-    l->fd = -1;
-    l->what = what;
-    monotonic_now(&l->deadline);
-    timeradd(&l->deadline, &timeout, &l->deadline);
-
-    hints.ai_family = v->source.ss_family;
-    snprintf(port, sizeof port, "%u", to->port);
-    if ((rc = getaddrinfo(to->host, port, &hints, &res)) != 0)
-        return fail(v, "cannot resolve %s %s: %s", what, to->host, gai_strerror(rc));
-    for (struct addrinfo *ai = res; ai && l->fd < 0; ai = ai->ai_next) {
-        l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (l->fd < 0) {
-            e = errno;
-            continue;
-        }
-        if (v->source_len && bind(l->fd, (struct sockaddr *)&v->source, v->source_len) < 0) {
-            char src[INET6_ADDRSTRLEN];
-            getnameinfo((struct sockaddr *)&v->source, v->source_len, src, sizeof src, NULL, 0,
-                        NI_NUMERICHOST);
-            fail(v, "cannot bind to --source %s: %s", src, strerror(errno));
-            close(l->fd);
-            l->fd = -1;
-            freeaddrinfo(res);
-            return -1;
-        }
-        if (arm(v, l, "connecting to") < 0 || connect(l->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            e = errno;
-            close(l->fd);
-            l->fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (l->fd < 0)
-        return fail(v, "cannot connect to %s %s: %s", what, to->authority, io_error(e));
-    return 0;
-}
-
-static int send_all(verifier *v, const conn *l, const char *buf, size_t len)
-{
-    while (len > 0) {
-        if (arm(v, l, "sending to") < 0)
-            return -1;
-        ssize_t n = send(l->fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return fail(v, "sending to %s: %s", l->what, io_error(errno));
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Receives more bytes into r. Returns how many, 0 at EOF, -1 on error. */
-static ssize_t fill(verifier *v, const conn *l, reply *r)
-{
-    if (r->len == r->cap) {
-        if (r->cap >= VERIFY_MAX_REPLY)
-            return fail(v, "%s sent a response larger than %u bytes", l->what, VERIFY_MAX_REPLY);
-        size_t cap = r->cap ? 2 * r->cap : 16384;
-        char *buf = realloc(r->buf, cap);
-        if (!buf)
-            return fail(v, "out of memory");
-        r->buf = buf;
-        r->cap = cap;
-    }
-    for (;;) {
-        if (arm(v, l, "reading from") < 0)
-            return -1;
-        ssize_t n = recv(l->fd, r->buf + r->len, r->cap - r->len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return fail(v, "reading from %s: %s", l->what, io_error(errno));
-        r->len += (size_t)n;
-        return n;
-    }
-}
-
-/* Reads until r holds at least `want` bytes. Returns 0 or -1. */
-static int fill_to(verifier *v, const conn *l, reply *r, size_t want)
-{
-    while (r->len < want) {
-        ssize_t n = fill(v, l, r);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return fail(v, "%s closed the connection in the middle of a response", l->what);
-    }
-    return 0;
-}
-
-/* Reads the chunked body that starts at r->buf[start] and decodes it in place. */
-static int read_chunked(verifier *v, const conn *l, reply *r, size_t start)
-{
-    chunked_decoder d;
-    size_t rd = start, wr = start;
-
-    chunked_init(&d);
-    for (;;) {
-        chunked_result cr = chunked_decode_in_place(&d, r->buf, r->len, &rd, &wr);
-        if (cr == CHUNKED_ERROR)
-            return fail(v, "%s sent a malformed chunked body", l->what);
-        if (cr == CHUNKED_DONE)
-            break;
-        if (fill_to(v, l, r, r->len + 1) < 0)
-            return -1;
-    }
-    r->body_len = wr - start;
-    return 0;
-}
-
-/* Reads one final response (interim 1xx are skipped). For the answer to a
- * CONNECT, a 2xx head ends the response: the tunnel starts after it. */
-static int read_reply(verifier *v, const conn *l, reply *r, int to_connect)
-{
-    static const http_limits limits = {VERIFY_MAX_HEAD, VERIFY_MAX_FIELDS, VERIFY_MAX_HEAD,
-                                       VERIFY_MAX_HEAD};
-    http_field fields[VERIFY_MAX_FIELDS];
-    http_response resp = {.fields = fields};
-    http_framing framing;
-    size_t scan = 0, head;
-    int status;
-
-    for (;;) {
-        while ((head = r->len ? http_head_end(r->buf, r->len, &scan) : 0) == 0) {
-            if (r->len >= VERIFY_MAX_HEAD)
-                return fail(v, "%s sent an overlong response head", l->what);
-            if (fill_to(v, l, r, r->len + 1) < 0)
-                return -1;
-        }
-        if (http_parse_response(r->buf, head, &limits, &resp, &status) < 0)
-            return fail(v, "%s sent a malformed response head", l->what);
-        if (resp.status >= 200)
-            break;
-        memmove(r->buf, r->buf + head, r->len - head);
-        r->len -= head;
-        scan = 0;
-    }
-    r->status = resp.status;
-    snprintf(r->reason, sizeof r->reason, "%.*s", (int)resp.reason_len, resp.reason);
-    r->body = r->buf + head;
-    r->body_len = 0;
-    if (to_connect && resp.status < 300) {
-        if (r->len > head)
-            return fail(v, "%s sent data before the tunnel was used", l->what);
+    exchange *x = arg;
+    size_t len = size * count;
+    if (len > VERIFY_MAX_REPLY - x->len) {
+        x->too_big = 1;
         return 0;
     }
-    if (http_response_framing(&resp, 0, &framing) != 0)
-        return fail(v, "%s sent a response with unusable framing", l->what);
-
-    switch (framing.kind) {
-    case BODY_NONE:
-        break;
-    case BODY_LENGTH:
-        if (framing.length > VERIFY_MAX_REPLY - head)
-            return fail(v, "%s announced a body larger than %u bytes", l->what, VERIFY_MAX_REPLY);
-        if (fill_to(v, l, r, head + (size_t)framing.length) < 0)
-            return -1;
-        r->body_len = (size_t)framing.length;
-        break;
-    case BODY_CHUNKED:
-        if (read_chunked(v, l, r, head) < 0)
-            return -1;
-        break;
-    case BODY_CLOSE:
-        for (ssize_t n; (n = fill(v, l, r)) != 0;)
-            if (n < 0)
-                return -1;
-        r->body_len = r->len - head;
-        break;
+    if (len > x->cap - x->len) {
+        size_t cap = x->cap ? x->cap : 16384;
+        while (cap - x->len < len)
+            cap *= 2;
+        char *body = realloc(x->body, cap);
+        if (!body)
+            return 0; /* CURLE_WRITE_ERROR, not too_big: out of memory */
+        x->body = body;
+        x->cap = cap;
     }
-    r->body = r->buf + head; /* buf may have moved */
-    return 0;
+    memcpy(x->body + x->len, data, len);
+    x->len += len;
+    return len;
 }
 
-/* ---- the checks -------------------------------------------------------- */
-
-/* A GET for the judge's page with a browser's headers. target_prefix is ""
- * for origin-form or "http://authority" for absolute-form; real_ip may be
- * NULL. Returns the request length, or -1. */
-static int build_get(verifier *v, char *buf, size_t size, const char *target_prefix,
-                     const char *real_ip, const char *extra)
+/* Keeps the last status line: the final response's, or the refused CONNECT's. */
+static size_t on_header(char *data, size_t size, size_t count, void *arg)
 {
-    const char *path = v->judge.path;
-    const char *param = !real_ip ? "" : strchr(path, '?') ? "&real_ip=" : "?real_ip=";
-    int n = snprintf(buf, size,
-                     "GET %s%s%s%s HTTP/1.1\r\n"
-                     "Host: %s\r\n" BROWSER_HEADERS "%s\r\n",
-                     target_prefix, path, param, real_ip ? real_ip : "", v->judge.authority, extra);
-    if (n < 0 || (size_t)n >= size)
-        return fail(v, "request too long");
-    return n;
+    exchange *x = arg;
+    size_t len = size * count;
+    if (len > 5 && memcmp(data, "HTTP/", 5) == 0) {
+        while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+            len--;
+        snprintf(x->status, sizeof x->status, "%.*s", (int)len, data);
+    }
+    return size * count;
+}
+
+/* The reason phrase of a status line, "" when it has none. */
+static const char *reason_of(const char *status_line)
+{
+    const char *p = strchr(status_line, ' ');
+    p = p ? strchr(p + 1, ' ') : NULL;
+    return p ? p + 1 : "";
+}
+
+/* Says why a transfer failed, naming the peer the way the report does. */
+static void explain(verifier *v, CURL *h, CURLcode rc, const check *c, const exchange *x,
+                    const char *errbuf)
+{
+    const url *to = c->via_proxy ? &v->proxy : &v->judge;
+    const char *peer = c->via_proxy ? "the proxy" : "the judge";
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    long connect_code = 0, os_errno = 0, local_port = 0;
+
+    curl_easy_getinfo(h, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    /* A local port once the TCP connection is up, before any handshake. */
+    curl_easy_getinfo(h, CURLINFO_LOCAL_PORT, &local_port);
+    if (c->connect && connect_code / 100 == 2)
+        peer = "the proxy's tunnel";
+    if (c->connect && connect_code != 0 && connect_code / 100 != 2) {
+        fail(v, "the proxy refused CONNECT %s: %ld %s", v->judge.authority, connect_code,
+             reason_of(x->status));
+        return;
+    }
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        fail(v, "cannot resolve the proxy %s", v->proxy.host);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        fail(v, "cannot resolve the judge %s", v->judge.host);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        fail(v, "cannot connect to %s %s: %s", peer, to->authority,
+             os_errno ? strerror((int)os_errno) : detail);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (local_port != 0)
+            fail(v, "reading from %s: timed out", peer);
+        else
+            fail(v, "cannot connect to %s %s: timed out", peer, to->authority);
+        break;
+    case CURLE_INTERFACE_FAILED:
+        fail(v, "cannot bind to --source %s: %s", v->source,
+             os_errno ? strerror((int)os_errno) : detail);
+        break;
+    case CURLE_PROXY:
+        fail(v, "SOCKS with the proxy %s failed: %s", v->proxy.authority, detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        /* The judge is plain HTTP: TLS is only ever with an https:// proxy. */
+        fail(v, "TLS with the proxy %s failed: %s", v->proxy.authority, detail);
+        break;
+    case CURLE_WRITE_ERROR:
+        if (x->too_big)
+            fail(v, "%s sent a response larger than %u bytes", peer, VERIFY_MAX_REPLY);
+        else
+            fail(v, "out of memory");
+        break;
+    case CURLE_GOT_NOTHING:
+        fail(v, "%s closed the connection without a response", peer);
+        break;
+    case CURLE_RECV_ERROR:
+        fail(v, "reading from %s: %s", peer, detail);
+        break;
+    case CURLE_SEND_ERROR:
+        fail(v, "sending to %s: %s", peer, detail);
+        break;
+    default:
+        fail(v, "%s: %s", peer, detail);
+        break;
+    }
 }
 
 /* Parses the judge's JSON answer. Returns it (caller decrefs), or NULL. */
-static json_t *judgement(verifier *v, const conn *l, const reply *r)
+static json_t *judgement(verifier *v, const char *from, long status, const char *reason,
+                         const exchange *x)
 {
-    if (r->status != 200)
-        return fail(v, "%s answered %d %s instead of the judge's page", l->what, r->status,
-                    r->reason), NULL;
-    json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+    if (status != 200)
+        return fail(v, "%s answered %ld %s instead of the judge's page", from, status, reason),
+               NULL;
+    json_t *j = json_loadb(x->body ? x->body : "", x->len, 0, NULL);
     const char *verdict = json_string_value(json_object_get(j, "verdict"));
     int known = 0;
     for (const char *const *lv = levels; verdict && *lv; lv++)
@@ -436,76 +336,77 @@ static json_t *judgement(verifier *v, const conn *l, const reply *r)
     if (!j || !json_is_string(json_object_get(j, "remote_ip")) || !known ||
         !json_is_array(json_object_get(j, "reasons"))) {
         json_decref(j);
-        return fail(v, "the answer through %s is not an anonproxy judge's JSON", l->what), NULL;
+        return fail(v, "the answer through %s is not an anonproxy judge's JSON", from), NULL;
     }
     return j;
 }
 
-/* Sends a request on l and reads the judge's answer. */
-static json_t *ask(verifier *v, const conn *l, const char *req, size_t len)
+/* GETs the judge's page the way c says, with real_ip (NULL: none) in the
+ * query. Returns the judge's answer, or NULL with a message. */
+static json_t *ask(verifier *v, const check *c, const char *real_ip)
 {
-    reply r = {0};
+    char target[sizeof v->judge.base + sizeof v->judge.path + 80];
+    char errbuf[CURL_ERROR_SIZE] = "";
+    const char *param = !real_ip ? "" : strchr(v->judge.path, '?') ? "&real_ip=" : "?real_ip=";
+    exchange x = {0};
     json_t *j = NULL;
-    if (send_all(v, l, req, len) == 0 && read_reply(v, l, &r, 0) == 0)
-        j = judgement(v, l, &r);
-    free(r.buf);
-    return j;
-}
+    CURLcode rc = CURLE_OK;
 
-/* Step 1: the judge, directly. */
-static json_t *check_direct(verifier *v)
-{
-    char req[VERIFY_REQUEST_MAX];
-    conn l;
-    json_t *j = NULL;
-    int n = build_get(v, req, sizeof req, "", NULL, "");
-    if (n >= 0 && dial(v, &l, &v->judge, "the judge") == 0) {
-        j = ask(v, &l, req, (size_t)n);
-        close(l.fd);
-    }
-    return j;
-}
-
-/* Step 2: a plain request through the proxy, target in absolute-form. */
-static json_t *check_http(verifier *v, const char *real_ip)
-{
-    char req[VERIFY_REQUEST_MAX], prefix[320];
-    conn l;
-    json_t *j = NULL;
-    snprintf(prefix, sizeof prefix, "http://%s", v->judge.authority);
-    int n = build_get(v, req, sizeof req, prefix, real_ip, v->proxy_auth);
-    if (n >= 0 && dial(v, &l, &v->proxy, "the proxy") == 0) {
-        j = ask(v, &l, req, (size_t)n);
-        close(l.fd);
-    }
-    return j;
-}
-
-/* Step 3: the same request in origin-form, inside a CONNECT tunnel. */
-static json_t *check_connect(verifier *v, const char *real_ip)
-{
-    char connect_req[VERIFY_REQUEST_MAX], req[VERIFY_REQUEST_MAX];
-    conn l;
-    reply r = {0};
-    json_t *j = NULL;
-    int cn = snprintf(connect_req, sizeof connect_req,
-                      "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: " BROWSER_UA "\r\n%s\r\n",
-                      v->judge.authority, v->judge.authority, v->proxy_auth);
-    int n = build_get(v, req, sizeof req, "", real_ip, "");
-    if (cn < 0 || (size_t)cn >= sizeof connect_req)
-        return fail(v, "request too long"), NULL;
-    if (n < 0 || dial(v, &l, &v->proxy, "the proxy") < 0)
-        return NULL;
-    if (send_all(v, &l, connect_req, (size_t)cn) == 0 && read_reply(v, &l, &r, 1) == 0) {
-        if (r.status / 100 != 2) {
-            fail(v, "the proxy refused CONNECT %s: %d %s", v->judge.authority, r.status, r.reason);
-        } else {
-            l.what = "the proxy's tunnel";
-            j = ask(v, &l, req, (size_t)n);
+    snprintf(target, sizeof target, "%s%s%s%s", v->judge.base, v->judge.path, param,
+             real_ip ? real_ip : "");
+    CURL *h = curl_easy_init();
+    if (!h)
+        return fail(v, "cannot start libcurl"), NULL;
+#define SET(option, value) \
+    do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, option, value); } while (0)
+    SET(CURLOPT_URL, target);
+    SET(CURLOPT_PROTOCOLS_STR, "http");
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_HTTPHEADER, v->get_headers);
+    SET(CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, &x);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, &x);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_TIMEOUT_MS, v->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, v->timeout_ms);
+    SET(CURLOPT_IPRESOLVE, v->ip_resolve);
+    if (v->source)
+        SET(CURLOPT_INTERFACE, v->interface);
+    if (!c->via_proxy) {
+        SET(CURLOPT_PROXY, ""); /* none, whatever the environment says */
+    } else {
+        SET(CURLOPT_PROXY, v->proxy.base);
+        SET(CURLOPT_NOPROXY, ""); /* the proxy for every name, whatever NO_PROXY says */
+        SET(CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_SOCKS5_AUTH, (long)CURLAUTH_BASIC);
+        if (v->proxy.has_credentials) {
+            SET(CURLOPT_PROXYUSERNAME, v->proxy.user);
+            SET(CURLOPT_PROXYPASSWORD, v->proxy.password);
+        }
+        if (v->proxy_cacert)
+            SET(CURLOPT_PROXY_CAINFO, v->proxy_cacert);
+        if (c->connect) {
+            SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
+            SET(CURLOPT_PROXYHEADER, v->connect_headers);
         }
     }
-    free(r.buf);
-    close(l.fd);
+#undef SET
+    if (rc != CURLE_OK) {
+        fail(v, "libcurl: %s", curl_easy_strerror(rc));
+    } else if ((rc = curl_easy_perform(h)) != CURLE_OK) {
+        explain(v, h, rc, c, &x, errbuf);
+    } else {
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        j = judgement(v, c->tunnelled ? "the proxy's tunnel" : c->via_proxy ? "the proxy"
+                                                                              : "the judge",
+                      status, reason_of(x.status), &x);
+    }
+    curl_easy_cleanup(h);
+    free(x.body);
     return j;
 }
 
@@ -518,13 +419,13 @@ static int level_of(const json_t *answer)
     return -1; /* judgement() accepted only known verdicts */
 }
 
-static void print_path(const char *name, const char *label, const json_t *answer)
+static void print_path(const check *c, const json_t *answer)
 {
     const char *country = json_string_value(json_object_get(answer, "country"));
     size_t i;
     json_t *reason;
 
-    printf("%s (%s): exit IP %s%s%s%s, verdict %s\n", name, label,
+    printf("%s (%s): exit IP %s%s%s%s, verdict %s\n", c->name, c->label,
            json_string_value(json_object_get(answer, "remote_ip")), country ? " (" : "",
            country ? country : "", country ? ")" : "",
            json_string_value(json_object_get(answer, "verdict")));
@@ -555,9 +456,9 @@ static int local_judge_start(verifier *v, local_judge *lj)
     lj->running = 1;
 
     memset(&v->judge, 0, sizeof v->judge);
-    v->judge.port = lj->j.port;
     snprintf(v->judge.host, sizeof v->judge.host, "127.0.0.1");
-    snprintf(v->judge.authority, sizeof v->judge.authority, "127.0.0.1:%u", v->judge.port);
+    snprintf(v->judge.authority, sizeof v->judge.authority, "127.0.0.1:%u", lj->j.port);
+    snprintf(v->judge.base, sizeof v->judge.base, "http://127.0.0.1:%u", lj->j.port);
     snprintf(v->judge.path, sizeof v->judge.path, "/");
     return 0;
 }
@@ -573,9 +474,13 @@ static void local_judge_stop(local_judge *lj)
 static void verify_usage(FILE *out)
 {
     fprintf(out,
-            "usage: anonproxy verify --proxy URL [--judge URL] [--expect LEVEL] [--source IP]\n"
-            "                        [--timeout SECONDS] [--json]\n"
-            "  -p, --proxy URL      the proxy: http://[user:pass@]host:port\n"
+            "usage: anonproxy verify --proxy URL [--proxy-cacert FILE] [--judge URL]\n"
+            "                        [--expect LEVEL] [--source IP] [--timeout SECONDS] [--json]\n"
+            "  -p, --proxy URL      the proxy: SCHEME://[user:pass@]host:port, SCHEME one of\n"
+            "                       http, https, socks5h, socks5 (the name resolved here),\n"
+            "                       socks4a\n"
+            "      --proxy-cacert FILE  the CA certificates (PEM) an https:// proxy's\n"
+            "                       certificate must chain to; default: the system's\n"
             "  -j, --judge URL      an anonproxy judge, http://host[:port][/path]; default: one\n"
             "                       started in-process on 127.0.0.1 (the proxy must reach it)\n"
             "  -e, --expect LEVEL   transparent, anonymous or elite (default): the verdict\n"
@@ -584,18 +489,26 @@ static void verify_usage(FILE *out)
             "  -t, --timeout SECS   per exchange (default 10)\n"
             "      --json           print the results as JSON\n"
             "  -h, --help           show this help\n"
+            "Paths: an http(s) proxy is checked with an absolute-form GET (http) and a GET\n"
+            "inside CONNECT (connect), a SOCKS proxy with a GET through its tunnel (socks).\n"
             "Exit status: 0 every verdict meets --expect, 1 one does not, 2 error.\n");
 }
 
-/* Parses the options into v. Returns 0, or the exit status for errors. */
+/* Parses the options into v. Returns 0, -1 for --help, or the exit status for errors. */
 static int parse_options(verifier *v, int argc, char **argv, const char **judge_url, int *expect,
                          int *json)
 {
+    enum { OPT_JSON = 256, OPT_PROXY_CACERT };
     static const struct option longopts[] = {
-        {"proxy", required_argument, NULL, 'p'},  {"judge", required_argument, NULL, 'j'},
-        {"expect", required_argument, NULL, 'e'}, {"source", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"proxy", required_argument, NULL, 'p'},
+        {"proxy-cacert", required_argument, NULL, OPT_PROXY_CACERT},
+        {"judge", required_argument, NULL, 'j'},
+        {"expect", required_argument, NULL, 'e'},
+        {"source", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *proxy_url = NULL;
     int opt;
@@ -604,7 +517,12 @@ static int parse_options(verifier *v, int argc, char **argv, const char **judge_
         switch (opt) {
         case 'p': proxy_url = optarg; break;
         case 'j': *judge_url = optarg; break;
-        case 'J': *json = 1; break;
+        case OPT_JSON: *json = 1; break;
+        case OPT_PROXY_CACERT:
+            if (access(optarg, R_OK) < 0)
+                return fail(v, "--proxy-cacert %s: %s", optarg, strerror(errno)), 2;
+            v->proxy_cacert = optarg;
+            break;
         case 'h': verify_usage(stdout); return -1;
         case 'e':
             *expect = -1;
@@ -620,9 +538,11 @@ static int parse_options(verifier *v, int argc, char **argv, const char **judge_
                             *res;
             if (getaddrinfo(optarg, NULL, &hints, &res) != 0)
                 return fail(v, "--source %s is not an IP address", optarg), 2;
-            memcpy(&v->source, res->ai_addr, res->ai_addrlen);
-            v->source_len = res->ai_addrlen;
+            v->ip_resolve = res->ai_family == AF_INET6 ? CURL_IPRESOLVE_V6 : CURL_IPRESOLVE_V4;
             freeaddrinfo(res);
+            v->source = optarg;
+            /* "host!": an address, never taken for an interface's name. */
+            snprintf(v->interface, sizeof v->interface, "host!%s", optarg);
             break;
         }
         case 't': {
@@ -630,7 +550,7 @@ static int parse_options(verifier *v, int argc, char **argv, const char **judge_
             double s = strtod(optarg, &end);
             if (end == optarg || *end || !(s > 0 && s <= 3600))
                 return fail(v, "--timeout must be a number of seconds, 0 < s <= 3600"), 2;
-            v->timeout_ms = (unsigned)(s * 1000 + 0.5);
+            v->timeout_ms = (long)(s * 1000 + 0.5);
             break;
         }
         default: verify_usage(stderr); return fail(v, "bad arguments"), 2;
@@ -643,28 +563,37 @@ static int parse_options(verifier *v, int argc, char **argv, const char **judge_
     if (url_parse(v, proxy_url, 1, &v->proxy) < 0 ||
         (*judge_url && url_parse(v, *judge_url, 0, &v->judge) < 0))
         return 2;
-
-    if (v->proxy.userinfo[0]) {
-        unsigned char b64[sizeof v->proxy.userinfo * 4 / 3 + 4];
-        EVP_EncodeBlock(b64, (const unsigned char *)v->proxy.userinfo,
-                        (int)strlen(v->proxy.userinfo));
-        snprintf(v->proxy_auth, sizeof v->proxy_auth, "Proxy-Authorization: Basic %s\r\n", b64);
-    }
+    if (v->proxy_cacert && strcmp(v->proxy.scheme->name, "https") != 0)
+        return fail(v, "--proxy-cacert is for an https:// proxy"), 2;
     return 0;
 }
 
-static const char *const path_names[2] = {"http", "connect"};
+/* Builds a curl header list from a NULL-terminated array. */
+static struct curl_slist *header_list(const char *const *lines)
+{
+    struct curl_slist *list = NULL;
+    for (; *lines; lines++) {
+        struct curl_slist *longer = curl_slist_append(list, *lines);
+        if (!longer) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = longer;
+    }
+    return list;
+}
 
 /* The --json report. Returns 0 or -1. */
 static int print_json_report(const char *judge_text, int in_process, const char *real_ip,
-                             int expect, json_t *const paths[2], int ok)
+                             int expect, const check *checks, json_t *const *paths, int n,
+                             int ok)
 {
     json_t *root = json_pack("{s:s, s:b, s:s, s:s, s:[], s:b}", "judge", judge_text,
                              "judge_in_process", in_process, "real_ip", real_ip, "expect",
                              levels[expect], "paths", "ok", ok);
     int rc = root ? 0 : -1;
-    for (int i = 0; rc == 0 && i < 2; i++) {
-        json_t *p = json_pack("{s:s, s:O, s:O?, s:O, s:O}", "path", path_names[i], "exit_ip",
+    for (int i = 0; rc == 0 && i < n; i++) {
+        json_t *p = json_pack("{s:s, s:O, s:O?, s:O, s:O}", "path", checks[i].name, "exit_ip",
                               json_object_get(paths[i], "remote_ip"), "country",
                               json_object_get(paths[i], "country"), "verdict",
                               json_object_get(paths[i], "verdict"), "leaks",
@@ -679,40 +608,41 @@ static int print_json_report(const char *judge_text, int in_process, const char 
     return rc;
 }
 
-/* Runs the three checks and reports. Returns the exit status. */
+/* Runs the checks and reports. Returns the exit status. */
 static int run(verifier *v, const char *judge_url, int expect, int json)
 {
-    json_t *direct = NULL, *paths[2] = {NULL, NULL};
-    static const char *const labels[2] = {"absolute-form GET through the proxy",
-                                          "GET inside a CONNECT tunnel"};
-    char judge_text[2400];
+    json_t *direct = NULL, *paths[MAX_CHECKS] = {NULL};
+    check socks_check = {"socks", v->proxy.scheme->tunnel, 1, 0, 1};
+    const check *checks = v->proxy.scheme->tunnel ? &socks_check : http_checks;
+    int n = v->proxy.scheme->tunnel ? 1 : 2;
+    char judge_text[sizeof v->judge.base + sizeof v->judge.path];
     int rc = 2;
 
-    snprintf(judge_text, sizeof judge_text, "http://%s%s", v->judge.authority, v->judge.path);
+    snprintf(judge_text, sizeof judge_text, "%s%s", v->judge.base, v->judge.path);
     if (!json)
         printf("judge: %s%s\n", judge_text,
                judge_url ? "" : " (started in-process on 127.0.0.1: the proxy must reach it)");
-    if (!(direct = check_direct(v)))
+    if (!(direct = ask(v, &direct_check, NULL)))
         goto out;
     const char *real_ip = json_string_value(json_object_get(direct, "remote_ip"));
     if (!json)
         printf("real IP: %s (as the judge sees this host directly)\n", real_ip);
-    for (int i = 0; i < 2; i++) {
-        paths[i] = i == 0 ? check_http(v, real_ip) : check_connect(v, real_ip);
-        if (!paths[i])
+    for (int i = 0; i < n; i++) {
+        if (!(paths[i] = ask(v, &checks[i], real_ip)))
             goto out;
         if (!json)
-            print_path(path_names[i], labels[i], paths[i]);
+            print_path(&checks[i], paths[i]);
     }
 
-    int ok = level_of(paths[0]) >= expect && level_of(paths[1]) >= expect;
-    int same_exit = 0;
-    for (int i = 0; i < 2; i++) {
+    int ok = 1, same_exit = 0;
+    for (int i = 0; i < n; i++) {
         const char *exit_ip = json_string_value(json_object_get(paths[i], "remote_ip"));
+        ok &= level_of(paths[i]) >= expect;
         same_exit |= strcmp(exit_ip, real_ip) == 0;
     }
     if (json) {
-        if (print_json_report(judge_text, judge_url == NULL, real_ip, expect, paths, ok) < 0) {
+        if (print_json_report(judge_text, judge_url == NULL, real_ip, expect, checks, paths, n,
+                              ok) < 0) {
             fail(v, "cannot write the JSON report");
             goto out;
         }
@@ -721,30 +651,41 @@ static int run(verifier *v, const char *judge_url, int expect, int json)
             printf("note: the exit IP equals the real IP, so the judge cannot tell the proxy "
                    "from this host (use --source with another local address)\n");
         printf("result: %s, expected at least %s", ok ? "OK" : "FAIL", levels[expect]);
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < n; i++)
             if (level_of(paths[i]) < expect)
-                printf("; %s is %s", path_names[i], levels[level_of(paths[i])]);
+                printf("; %s is %s", checks[i].name, levels[level_of(paths[i])]);
         putchar('\n');
     }
     rc = ok ? 0 : 1;
 out:
     json_decref(direct);
-    json_decref(paths[0]);
-    json_decref(paths[1]);
+    for (int i = 0; i < n; i++)
+        json_decref(paths[i]);
     return rc;
 }
 
 int verify_main(int argc, char **argv)
 {
-    verifier v = {.timeout_ms = 10000};
+    verifier v = {.timeout_ms = 10000, .ip_resolve = CURL_IPRESOLVE_WHATEVER};
     local_judge lj = {0};
     const char *judge_url = NULL;
-    int expect = 2, json = 0;
+    int expect = 2, json = 0, rc;
 
-    v.source.ss_family = AF_UNSPEC;
-    int rc = parse_options(&v, argc, argv, &judge_url, &expect, &json);
-    if (rc < 0)
+    /* Before any thread starts: curl_global_init is not thread-safe. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "anonproxy verify: cannot initialise libcurl\n");
+        return 2;
+    }
+    rc = parse_options(&v, argc, argv, &judge_url, &expect, &json);
+    if (rc < 0) {
+        curl_global_cleanup();
         return 0; /* --help */
+    }
+    if (rc == 0 && (!(v.get_headers = header_list(browser_headers)) ||
+                    !(v.connect_headers = header_list(connect_headers)))) {
+        fail(&v, "out of memory");
+        rc = 2;
+    }
     /* The in-process judge's own log lines would clutter the report. */
     log_set_level(LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -756,5 +697,8 @@ int verify_main(int argc, char **argv)
         fprintf(stderr, "anonproxy verify: %s\n", v.err);
     fflush(stdout);
     local_judge_stop(&lj);
+    curl_slist_free_all(v.get_headers);
+    curl_slist_free_all(v.connect_headers);
+    curl_global_cleanup();
     return rc;
 }

@@ -1,23 +1,39 @@
 """The judge (`anonproxy judge`) and `anonproxy verify`, against the judge
-itself, tinyproxy, squid, privoxy and anonproxy.
+itself, tinyproxy, squid, privoxy, microsocks and anonproxy (its http,
+socks5 and TLS listeners).
 
 Requests that must look as if they came from another host are sent from
 127.0.0.3: the judge then sees a real IP (127.0.0.3) that differs from a
 local proxy's exit IP (127.0.0.1).
 """
+import json
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import BIN, clean_env, port_accepts, read_response
-from judgekit import (BROWSER, GEO_DB, ask, connect, raw_exchange, request_bytes,
-                      sanitizer_report, start_judge, start_privoxy, start_squid,
+from conftest import (BIN, Acceptor, Conn, ShortRead, clean_env, free_port, port_accepts,
+                      read_response)
+from exits import MiniSocks
+from judgekit import (BROWSER, GEO_DB, ask, connect, need, raw_exchange, request_bytes,
+                      sanitizer_report, start_judge, start_privoxy, start_service, start_squid,
                       start_tinyproxy, verify, verify_json, why)
+from test_tls_listener import make_cert
 
 REAL = "127.0.0.3"
+# What verify sends after Host, in its order: a browser's headers (Accept
+# also names application/json, which makes the judge answer in JSON).
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+VERIFY_HEADERS = [
+    "User-Agent: " + UA,
+    "Accept: text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.5",
+    "Accept-Encoding: identity",
+    "Connection: keep-alive",
+]
 
 
 @pytest.fixture
@@ -507,7 +523,9 @@ def test_help():
 
 @pytest.mark.parametrize("args,message", [
     ([], "--proxy is required"),
-    (["--proxy", "socks5://127.0.0.1:1080"], "scheme 'socks5' is not supported"),
+    (["--proxy", "ftp://127.0.0.1:1080"], "scheme 'ftp' is not supported (http://, https://, "
+                                          "socks5h://, socks5:// or socks4a://)"),
+    (["--proxy", "socks4://127.0.0.1:1080"], "scheme 'socks4' is not supported"),
     (["--proxy", "127.0.0.1:8080"], "must start with http://"),
     (["--proxy", "http://127.0.0.1"], "needs a port"),
     (["--proxy", "http://127.0.0.1:99999"], "bad port"),
@@ -516,6 +534,12 @@ def test_help():
     (["--proxy", "http://127.0.0.1:8080", "--source", "nowhere"], "--source nowhere"),
     (["--proxy", "http://127.0.0.1:8080", "--timeout", "0"], "--timeout"),
     (["--proxy", "http://127.0.0.1:8080", "--judge", "https://x/"], "only http://"),
+    (["--proxy", "socks5h://127.0.0.1"], "needs a port (socks5h://host:port)"),
+    (["--proxy", "socks5://judge@127.0.0.1:1080"], "credentials must be user:password"),
+    (["--proxy", "https://127.0.0.1:8443", "--proxy-cacert", "/nonexistent/ca.pem"],
+     "--proxy-cacert /nonexistent/ca.pem: No such file or directory"),
+    (["--proxy", "socks5h://127.0.0.1:1080", "--proxy-cacert", __file__],
+     "--proxy-cacert is for an https:// proxy"),
 ])
 def test_verify_usage_errors(args, message):
     r = verify(*args)
@@ -534,12 +558,14 @@ def test_verify_unreachable_proxy_and_judge():
     assert "cannot connect to the judge" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
-def test_verify_timeout(tmp_path):
-    # A "proxy" that accepts and never answers.
+@pytest.mark.parametrize("scheme", ["http", "https", "socks5h"])
+def test_verify_timeout(tmp_path, scheme):
+    # A "proxy" that accepts and never answers: not to a request, a TLS
+    # ClientHello or a SOCKS greeting.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        url = "%s://127.0.0.1:%d" % (scheme, silent.getsockname()[1])
         r = verify("--proxy", url, "--timeout", "0.5", timeout=30)
     assert r.returncode == 2
     assert "reading from the proxy: timed out" in r.stderr
@@ -550,3 +576,234 @@ def free_dead_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ what verify sends
+
+
+class Recorder(Acceptor):
+    """A judge and an HTTP proxy in one, for seeing exactly what verify
+    sends: records every request head (its lines, CONNECT's too), answers a
+    CONNECT with 200 (the tunnel leads back to itself) and every GET with a
+    judge's JSON (the remote IP is the peer's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.heads = []
+        self.start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def accepted(self, s):
+        threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        peer = s.getpeername()[0]
+        c = Conn(sock=s, timeout=10)
+        with c:
+            while True:
+                try:
+                    head = c.read_until(b"\r\n\r\n", limit=65536)
+                except (ShortRead, OSError):
+                    return
+                lines = head[:-4].decode("latin-1").split("\r\n")
+                with self.lock:
+                    self.heads.append(lines)
+                if lines[0].startswith("CONNECT "):
+                    c.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    continue
+                body = json.dumps({"remote_ip": peer, "country": None,
+                                   "verdict": "elite", "reasons": []}).encode()
+                c.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.stop_accepting()
+
+
+def test_verify_sends_a_browsers_headers(recorder):
+    # The recorder is both the judge and the proxy: it sees the direct GET,
+    # the absolute-form GET, the CONNECT and the GET inside the tunnel.
+    authority = "127.0.0.1:%d" % recorder.port
+    proxy = recorder.url.replace("//", "//judge:s3cr3t@")
+    r = verify("--proxy", proxy, "--judge", recorder.url + "/", "--source", REAL)
+    assert r.returncode == 0, r
+    direct, absolute, tunnel, inside = recorder.heads
+    browser = ["Host: " + authority] + VERIFY_HEADERS
+    assert direct == ["GET / HTTP/1.1"] + browser
+    auth = "Proxy-Authorization: Basic anVkZ2U6czNjcjN0"
+    assert absolute[0] == "GET http://%s/?real_ip=%s HTTP/1.1" % (authority, REAL)
+    # Proxy-Authorization is for the proxy (which drops it); the rest is
+    # what reaches the judge, in a browser's order.
+    assert [h for h in absolute[1:] if h != auth] == browser
+    assert auth in absolute
+    assert tunnel[0] == "CONNECT %s HTTP/1.1" % authority
+    assert sorted(tunnel[1:]) == sorted(["Host: " + authority, "User-Agent: " + UA, auth])
+    assert inside == ["GET /?real_ip=%s HTTP/1.1" % REAL] + browser
+
+
+def test_verify_sends_a_browsers_headers_through_socks(recorder, start_proxy):
+    # anonproxy's SOCKS5 front door only relays: the recorder, as the judge,
+    # sees verify's own GET.
+    p = start_proxy({"workers": 1, "listen": front_doors()})
+    r = verify("--proxy", "socks5h://127.0.0.1:%d" % listen_port(p, 1),
+               "--judge", recorder.url + "/", "--source", REAL)
+    assert r.returncode == 0, r
+    direct, inside = recorder.heads
+    browser = ["Host: 127.0.0.1:%d" % recorder.port] + VERIFY_HEADERS
+    assert direct == ["GET / HTTP/1.1"] + browser
+    assert inside == ["GET /?real_ip=%s HTTP/1.1" % REAL] + browser
+
+
+# ------------------------------------------------------------------ SOCKS and HTTPS proxies
+
+
+@pytest.fixture(scope="module")
+def proxy_cert(tmp_path_factory):
+    """A self-signed certificate (openssl CLI) for localhost and 127.0.0.1."""
+    return make_cert(tmp_path_factory.mktemp("verify-certs"), "proxy")
+
+
+def front_doors(cert=None):
+    """anonproxy's listeners: http first (launch_proxy polls it), socks5
+    (which also speaks SOCKS4a), and with a certificate an http one with TLS."""
+    listen = [{"address": "127.0.0.1:%d" % free_port()},
+              {"address": "127.0.0.1:%d" % free_port(), "protocol": "socks5"}]
+    if cert:
+        listen.append({"address": "127.0.0.1:%d" % free_port(),
+                       "tls": {"cert": str(cert[0]), "key": str(cert[1])}})
+    return listen
+
+
+def listen_port(p, i):
+    return int(p.config["listen"][i]["address"].rsplit(":", 1)[1])
+
+
+SOCKS5H = "socks (GET through a SOCKS5 tunnel, the name resolved by the proxy)"
+SOCKS5 = "socks (GET through a SOCKS5 tunnel)"
+SOCKS4A = "socks (GET through a SOCKS4a tunnel)"
+HTTP_PATHS = ["http (absolute-form GET through the proxy)", "connect (GET inside a CONNECT tunnel)"]
+
+
+@pytest.mark.parametrize("scheme,creds,lines", [
+    ("socks5h", None, [SOCKS5H]),
+    ("socks5h", "someone:s3cr%65t", [SOCKS5H]),
+    ("socks5", None, [SOCKS5]),
+    ("socks5", "someone:secret", [SOCKS5]),
+    ("socks4a", None, [SOCKS4A]),
+    ("socks4a", "someone:secret", [SOCKS4A]),
+    ("https", None, HTTP_PATHS),
+    ("https", "someone:secret", HTTP_PATHS),
+])
+def test_verify_anonproxy_front_doors_are_elite(start_proxy, proxy_cert, scheme, creds, lines):
+    p = start_proxy({"workers": 1, "mode": "elite", "listen": front_doors(proxy_cert)})
+    https = scheme == "https"
+    # The certificate names localhost (and 127.0.0.1): the name is checked too.
+    url = "%s://%s%s:%d" % (scheme, creds + "@" if creds else "",
+                            "localhost" if https else "127.0.0.1", listen_port(p, 2 if https else 1))
+    cacert = ["--proxy-cacert", proxy_cert[0]] if https else []
+    r = verify("--proxy", url, *cacert, "--source", REAL, "--expect", "elite")
+    assert r.returncode == 0, r
+    for line in lines:
+        assert "%s: exit IP 127.0.0.1, verdict elite\n" % line in r.stdout, r.stdout
+    assert "leak:" not in r.stdout
+    assert "result: OK, expected at least elite" in r.stdout
+    rc, report, r = verify_json("--proxy", url, *cacert, "--source", REAL, "--expect", "elite")
+    assert rc == 0, r
+    assert report["ok"] is True and report["real_ip"] == REAL
+    assert [path["path"] for path in report["paths"]] == [line.split()[0] for line in lines]
+    for path in report["paths"]:
+        assert path["verdict"] == "elite" and path["leaks"] == [], path
+        assert path["exit_ip"] == "127.0.0.1", path
+
+
+@pytest.mark.parametrize("scheme,wanted", [
+    # socks5h and socks4a hand the judge's name to the proxy; socks5 resolves it here.
+    ("socks5h", {"version": 5, "atyp": 3, "host": "localhost", "user": "judge"}),
+    ("socks5", {"version": 5, "atyp": 1, "host": "127.0.0.1", "user": "judge"}),
+    ("socks4a", {"version": 4, "atyp": None, "host": "localhost", "user": "judge"}),
+])
+def test_verify_socks_resolves_where_the_scheme_says(judge, scheme, wanted):
+    ms = MiniSocks("127.0.0.1", names={"localhost": "127.0.0.1"}, user="judge", password="p w")
+    try:
+        # "%20" is " ", decoded before use.
+        rc, report, r = verify_json("--proxy", ms.url(scheme, ("judge", "p%20w")),
+                                    "--judge", "http://localhost:%d/" % judge.port,
+                                    "--source", REAL)
+        assert rc == 0, r
+        assert [path["path"] for path in report["paths"]] == ["socks"]
+        got = ms.requests_for(wanted["host"])
+        assert [{k: req[k] for k in wanted} for req in got] == [wanted], ms.requests
+        assert got[0]["port"] == judge.port
+    finally:
+        ms.close()
+
+
+def test_verify_socks_proxy_refusals(judge):
+    ms = MiniSocks("127.0.0.1", names={}, user="judge", password="s3cr3t")
+    try:
+        # The proxy cannot resolve the judge's name (reply 0x04).
+        r = verify("--proxy", ms.url("socks5h", ("judge", "s3cr3t")),
+                   "--judge", "http://localhost:%d/" % judge.port, "--source", REAL)
+        assert r.returncode == 2, r
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("anonproxy verify: SOCKS with the proxy 127.0.0.1:%d failed: "
+                                   % ms.port), r.stderr
+        # A wrong password (RFC 1929 status 1).
+        r = verify("--proxy", ms.url("socks5h", ("judge", "wrong")), "--source", REAL)
+        assert r.returncode == 2, r
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("anonproxy verify: SOCKS with the proxy 127.0.0.1:%d failed: "
+                                   % ms.port), r.stderr
+    finally:
+        ms.close()
+
+
+@pytest.mark.parametrize("scheme", ["socks5h", "socks5"])
+def test_verify_microsocks_is_elite(tmp_path, services, scheme):
+    binary = need("microsocks", "microsocks")
+    ms = start_service("microsocks", lambda port: [binary, "-i", "127.0.0.1", "-p", port,
+                                                   "-b", "127.0.0.1", "-u", "judge",
+                                                   "-P", "s3cr3t"], tmp_path)
+    services(ms)
+    url = "%s://judge:s3cr3t@127.0.0.1:%d" % (scheme, ms.port)
+    rc, report, r = verify_json("--proxy", url, "--source", REAL, "--expect", "elite")
+    assert rc == 0, r
+    assert report["real_ip"] == REAL
+    [path] = report["paths"]
+    assert (path["path"], path["exit_ip"], path["verdict"], path["leaks"]) == \
+        ("socks", "127.0.0.1", "elite", [])
+    r = verify("--proxy", url.replace("s3cr3t", "wrong"), "--source", REAL)
+    assert r.returncode == 2, r
+    assert "anonproxy verify: SOCKS with the proxy 127.0.0.1:%d failed: " % ms.port in r.stderr
+
+
+def test_verify_https_proxy_certificate_errors(start_proxy, proxy_cert, tmp_path):
+    other, _ = make_cert(tmp_path, "other")
+    p = start_proxy({"workers": 1, "listen": front_doors(proxy_cert)})
+    port = listen_port(p, 2)
+    # Another self-signed certificate, then only the system's CAs.
+    for cacert in (["--proxy-cacert", other], []):
+        r = verify("--proxy", "https://localhost:%d" % port, *cacert, "--source", REAL)
+        assert r.returncode == 2, r
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("anonproxy verify: TLS with the proxy localhost:%d failed: "
+                                   % port), r.stderr
+        assert "certificate" in r.stderr
+    assert "verdict" not in r.stdout
+
+
+@pytest.mark.parametrize("scheme", ["socks5h", "socks5", "socks4a", "https"])
+def test_verify_unreachable_socks_and_https_proxies(scheme):
+    dead = "127.0.0.1:%d" % free_dead_port()
+    r = verify("--proxy", "%s://%s" % (scheme, dead), "--source", REAL, "--timeout", "5")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("anonproxy verify: cannot connect to the proxy %s: "
+                                "Connection refused" % dead)
