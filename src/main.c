@@ -25,7 +25,7 @@
 #include "egress/upstream.h"
 #include "http/policy.h"
 #include "net/listener.h"
-#include "net/worker.h"
+#include "net/workers.h"
 #include "tools/geo_cmd.h"
 #include "tools/judge_cmd.h"
 #include "tools/upstreams_cmd.h"

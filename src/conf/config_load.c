@@ -516,27 +516,35 @@ static int parse_strategy(parser *p, json_t *v, const char *path, const field *f
     return 0;
 }
 
-static int parse_outgoing(parser *p, json_t *v, const char *path, const field *f, void *obj)
+/* An IP address without a port into *ss (port 0). */
+static int get_ip_address(parser *p, json_t *v, const char *path, struct sockaddr_storage *ss,
+                          socklen_t *len)
 {
-    config *cfg = obj;
     const char *text = NULL;
-    struct sockaddr_in *in = (struct sockaddr_in *)&cfg->outgoing;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&cfg->outgoing;
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 
-    (void)f;
     if (get_string(p, v, path, &text) < 0)
         return -1;
-    memset(&cfg->outgoing, 0, sizeof cfg->outgoing);
+    memset(ss, 0, sizeof *ss);
     if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
-        cfg->outgoing_len = sizeof *in;
+        *len = sizeof *in;
     } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        cfg->outgoing_len = sizeof *in6;
+        *len = sizeof *in6;
     } else {
         return fail(p, path, "\"%s\" is not an IP address", text);
     }
     return 0;
+}
+
+static int parse_outgoing(parser *p, json_t *v, const char *path, const field *f, void *obj)
+{
+    config *cfg = obj;
+
+    (void)f;
+    return get_ip_address(p, v, path, &cfg->outgoing, &cfg->outgoing_len);
 }
 
 /* One "routes" entry before it becomes a route_rule. */
@@ -701,24 +709,9 @@ static int parse_listen_kind(parser *p, json_t *v, const char *path, const field
 static int parse_udp_address(parser *p, json_t *v, const char *path, const field *f, void *obj)
 {
     listen_config *l = obj;
-    const char *text = NULL;
-    struct sockaddr_in *in = (struct sockaddr_in *)&l->udp_addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->udp_addr;
 
     (void)f;
-    if (get_string(p, v, path, &text) < 0)
-        return -1;
-    memset(&l->udp_addr, 0, sizeof l->udp_addr);
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        l->udp_addr_len = sizeof *in;
-    } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        l->udp_addr_len = sizeof *in6;
-    } else {
-        return fail(p, path, "\"%s\" is not an IP address", text);
-    }
-    return 0;
+    return get_ip_address(p, v, path, &l->udp_addr, &l->udp_addr_len);
 }
 
 /* A list of address ranges, "10.0.0.0/8" or a bare address. */

@@ -1,15 +1,12 @@
-/* worker.h - event-loop threads, the connections they own, the accept pipeline.
+/* worker.h - one event-loop thread and the connections it owns.
  *
  * Each worker thread runs its own libevent loop with its own listening
- * socket on every configured address (SO_REUSEPORT lets the kernel spread
- * accepted connections) and its own DNS resolver, so workers share nothing
- * mutable but a connection counter. Every accepted connection goes through
- * the same pipeline, whatever the protocol: the connection limit
- * (limits.max_connections, all workers together), then the accept function
- * of its listener's kind (net/listener.h). Every connection object (HTTP
- * exchange, tunnel, judge connection, lingering close) is linked into its
- * worker so that a graceful shutdown can find idle ones and a final stop
- * can free all.
+ * socket on every configured address and its own DNS resolver, so workers
+ * share nothing mutable but a connection counter (net/workers.h starts and
+ * stops them). Every connection object (HTTP exchange, tunnel, SOCKS
+ * handshake, judge connection, lingering close, pending connection) is
+ * linked into its worker so that a graceful shutdown can find idle ones and
+ * a final stop can free all.
  */
 #ifndef ANONPROXY_WORKER_H
 #define ANONPROXY_WORKER_H
@@ -63,23 +60,13 @@ typedef struct worker {
     size_t nconns;
 } worker;
 
-/* Creates cfg->workers workers on sockets from socks (listen_set_prepare
- * first, then one socket per address and worker) and starts their threads.
- * Returns 0, or -1 with a message in err (nothing left running). */
-int workers_start(const config *cfg, listen_set *socks, worker **out, char *err, size_t errlen);
-
-/* From the main thread: begin a graceful shutdown of every worker. final:
- * the listening sockets close now (process exit); otherwise they are left
- * open for the next generation (reload). */
-void workers_stop(worker *ws, unsigned n, int final);
-
-/* Waits for every worker thread to end, then frees them. */
-void workers_join(worker *ws, unsigned n);
-
 /* Links a new connection into w (and counts it). */
 void worker_conn_add(worker *w, worker_conn *c);
 
 /* Unlinks c; when draining and nothing is left, the worker's loop ends. */
 void worker_conn_remove(worker *w, worker_conn *c);
+
+/* Client connections open across all workers, for limits.max_connections. */
+size_t worker_open_connections(void);
 
 #endif

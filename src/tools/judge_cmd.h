@@ -11,7 +11,7 @@
 
 #include "core/config.h"
 #include "net/listener.h"
-#include "net/worker.h"
+#include "net/workers.h"
 
 typedef struct judge_instance {
     config cfg;
