@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "core/util.h"
 #include "egress/connector.h"
 #include "egress/credentials.h"
@@ -906,18 +907,11 @@ static void client_destroy(worker_conn *link)
 static void describe_peer(const struct sockaddr *sa, socklen_t len, char ip[INET6_ADDRSTRLEN],
                           char port[6])
 {
-    unsigned p = 0;
+    int whole = len >= sockaddr_len(sa);
     ip[0] = '\0';
-    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, ip, INET6_ADDRSTRLEN);
-        p = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, INET6_ADDRSTRLEN);
-        p = ntohs(in6->sin6_port);
-    }
-    snprintf(port, 6, "%u", p);
+    if (whole)
+        sockaddr_ip_text(sa, ip);
+    snprintf(port, 6, "%u", whole ? sockaddr_port(sa) : 0);
 }
 
 /* The client side of a new connection: the socket itself, or TLS over it

@@ -20,9 +20,11 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "egress/credentials.h"
 #include "egress/route.h"
 #include "egress/session.h"
+#include "front/socks_addr.h"
 #include "front/socks_udp.h"
 #include "http/target.h"
 #include "net/closer.h"
@@ -355,55 +357,24 @@ static long handle_request(socks_conn *c, const unsigned char *m, size_t len)
         refuse(c, 1, S5_GENERAL_FAILURE, "bad request version");
         return MALFORMED;
     }
-    size_t addr_len;
-    switch (m[3]) {
-    case 1: addr_len = 4; break;
-    case 3: addr_len = 1 + (size_t)m[4]; break;
-    case 4: addr_len = 16; break;
-    default:
+    char authority[SOCKS_AUTHORITY_MAX];
+    /* For UDP ASSOCIATE: the address the client says it will send from. */
+    struct sockaddr_storage hint;
+    socklen_t hint_len;
+    long addr_len = socks_addr_read(m + 3, len - 3, authority, &hint, &hint_len);
+    if (addr_len == SOCKS_ADDR_MORE)
+        return NEED_MORE;
+    if (addr_len == SOCKS_ADDR_BAD_TYPE) {
         refuse(c, 1, S5_ADDRESS_TYPE_NOT_SUPPORTED, "unknown address type");
         return MALFORMED;
     }
-    if (len < 4 + addr_len + 2)
-        return NEED_MORE;
-    const unsigned char *a = m + 4;
-    unsigned port = (unsigned)a[addr_len] << 8 | a[addr_len + 1];
-    char authority[TARGET_MAX_HOST + 16];
-    char ip[INET6_ADDRSTRLEN];
-    if (m[3] == 1) {
-        snprintf(authority, sizeof authority, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], port);
-    } else if (m[3] == 4) {
-        inet_ntop(AF_INET6, a, ip, sizeof ip);
-        snprintf(authority, sizeof authority, "[%s]:%u", ip, port);
-    } else if (addr_len == 1) {
-        refuse(c, 1, S5_GENERAL_FAILURE, "empty host name");
-        return MALFORMED;
-    } else if (addr_len - 1 > TARGET_MAX_HOST || memchr(a + 1, 0, addr_len - 1)) {
+    if (addr_len == SOCKS_ADDR_BAD_NAME) {
         refuse(c, 1, S5_GENERAL_FAILURE, "malformed host name");
         return MALFORMED;
-    } else {
-        snprintf(authority, sizeof authority, "%.*s:%u", (int)(addr_len - 1), (const char *)a + 1,
-                 port);
     }
     int command = m[1];
-    /* The address a UDP client says it will send from (not a name). */
-    struct sockaddr_storage hint = {0};
-    socklen_t hint_len = 0;
-    if (m[3] == 1) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&hint;
-        in->sin_family = AF_INET;
-        memcpy(&in->sin_addr, a, 4);
-        memcpy(&in->sin_port, a + 4, 2);
-        hint_len = sizeof *in;
-    } else if (m[3] == 4) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&hint;
-        in6->sin6_family = AF_INET6;
-        memcpy(&in6->sin6_addr, a, 16);
-        memcpy(&in6->sin6_port, a + 16, 2);
-        hint_len = sizeof *in6;
-    }
     /* m points into the input, which the drain may free. */
-    evbuffer_drain(bufferevent_get_input(c->bev), 4 + addr_len + 2);
+    evbuffer_drain(bufferevent_get_input(c->bev), 3 + (size_t)addr_len);
     if (command == 3) {
         start_udp(c, (const struct sockaddr *)&hint, hint_len);
         return MALFORMED;
@@ -500,15 +471,6 @@ static void conn_destroy(worker_conn *link)
     conn_free((socks_conn *)link);
 }
 
-static void peer_text(const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN])
-{
-    ip[0] = '\0';
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, INET6_ADDRSTRLEN);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, INET6_ADDRSTRLEN);
-}
-
 static void socks_accept(worker *w, const listen_config *l, int fd, const struct sockaddr *peer,
                          int accepts_v5)
 {
@@ -520,7 +482,7 @@ static void socks_accept(worker *w, const listen_config *l, int fd, const struct
     c->w = w;
     c->listener = l;
     c->accepts_v5 = accepts_v5;
-    peer_text(peer, c->peer_ip);
+    sockaddr_ip_text(peer, c->peer_ip);
     c->link.drain = conn_drain;
     c->link.destroy = conn_destroy;
     worker_conn_add(w, &c->link);

@@ -23,8 +23,10 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "core/util.h"
 #include "egress/route.h"
+#include "front/socks_addr.h"
 #include "http/target.h"
 
 /* How long a resolved name is used for the next datagrams to it. */
@@ -82,25 +84,6 @@ static void touch(association *a)
     evtimer_add(a->idle, &tv);
 }
 
-static socklen_t sockaddr_len(const struct sockaddr_storage *ss)
-{
-    return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
-static unsigned sockaddr_port(const struct sockaddr_storage *ss)
-{
-    return ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
-                                     : ntohs(((const struct sockaddr_in *)ss)->sin_port);
-}
-
-static void set_port(struct sockaddr_storage *ss, unsigned port)
-{
-    if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
-    else
-        ((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
-}
-
 static int same_ip(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
 {
     unsigned char a[16], b[16];
@@ -139,7 +122,8 @@ static void send_out(association *a, const struct sockaddr_storage *dest, const 
                      size_t len)
 {
     int fd = outgoing_fd(a, dest->ss_family);
-    if (fd < 0 || sendto(fd, data, len, 0, (const struct sockaddr *)dest, sockaddr_len(dest)) < 0)
+    const struct sockaddr *to = (const struct sockaddr *)dest;
+    if (fd < 0 || sendto(fd, data, len, 0, to, sockaddr_len(to)) < 0)
         log_debug("socks udp: cannot send to the destination: %s", strerror(errno));
 }
 
@@ -155,7 +139,7 @@ static void resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
     } else {
         memset(&a->name_addr, 0, sizeof a->name_addr);
         memcpy(&a->name_addr, res->ai_addr, res->ai_addrlen);
-        set_port(&a->name_addr, a->pending_port);
+        sockaddr_set_port((struct sockaddr *)&a->name_addr, a->pending_port);
         event_base_gettimeofday_cached(a->w->base, &a->name_at);
         send_out(a, &a->name_addr, a->pending, a->pending_len);
     }
@@ -174,7 +158,7 @@ static void send_to_name(association *a, const char *host, unsigned port, const 
     event_base_gettimeofday_cached(a->w->base, &now);
     if (strcmp(a->name, host) == 0 && !a->resolving &&
         elapsed_ms(&a->name_at, &now) < NAME_TTL_MS) {
-        set_port(&a->name_addr, port);
+        sockaddr_set_port((struct sockaddr *)&a->name_addr, port);
         send_out(a, &a->name_addr, data, len);
         return;
     }
@@ -193,26 +177,14 @@ static void from_client(association *a, const unsigned char *m, size_t len)
 {
     if (len < 4 || m[2] != 0)
         return; /* too short, or a fragment: fragments are not reassembled */
-    size_t addr_len = m[3] == 1 ? 4 : m[3] == 4 ? 16 : m[3] == 3 && len > 4 ? 1u + m[4] : 0;
-    if (!addr_len || len < 4 + addr_len + 2)
+    char authority[SOCKS_AUTHORITY_MAX];
+    struct sockaddr_storage dest;
+    socklen_t dest_len;
+    long addr_len = socks_addr_read(m + 3, len - 3, authority, &dest, &dest_len);
+    if (addr_len <= 0)
         return;
-    const unsigned char *addr = m + 4;
-    unsigned port = (unsigned)addr[addr_len] << 8 | addr[addr_len + 1];
-    const unsigned char *data = addr + addr_len + 2;
-    size_t data_len = len - 4 - addr_len - 2;
-
-    char authority[TARGET_MAX_HOST + 16], ip[INET6_ADDRSTRLEN];
-    if (m[3] == 1)
-        snprintf(authority, sizeof authority, "%u.%u.%u.%u:%u", addr[0], addr[1], addr[2], addr[3],
-                 port);
-    else if (m[3] == 4)
-        snprintf(authority, sizeof authority, "[%s]:%u", inet_ntop(AF_INET6, addr, ip, sizeof ip),
-                 port);
-    else if (addr_len > 1 && !memchr(addr + 1, 0, addr_len - 1))
-        snprintf(authority, sizeof authority, "%.*s:%u", (int)(addr_len - 1),
-                 (const char *)addr + 1, port);
-    else
-        return;
+    const unsigned char *data = m + 3 + addr_len;
+    size_t data_len = len - 3 - (size_t)addr_len;
     target t;
     if (target_parse_authority(authority, strlen(authority), &t) < 0)
         return;
@@ -224,23 +196,10 @@ static void from_client(association *a, const unsigned char *m, size_t len)
                   rt.action == ROUTE_BLOCK ? "blocked" : "its route needs an exit, and exits carry no UDP");
         return;
     }
-    target_address lit;
-    if (target_host_address(t.host, &lit)) {
-        struct sockaddr_storage dest = {0};
-        if (lit.family == AF_INET) {
-            struct sockaddr_in *in4 = (struct sockaddr_in *)&dest;
-            in4->sin_family = AF_INET;
-            memcpy(&in4->sin_addr, lit.addr + 12, 4);
-        } else {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&dest;
-            in6->sin6_family = AF_INET6;
-            memcpy(&in6->sin6_addr, lit.addr, 16);
-        }
-        set_port(&dest, port);
+    if (dest_len)
         send_out(a, &dest, data, data_len);
-    } else {
-        send_to_name(a, t.host, port, data, data_len);
-    }
+    else
+        send_to_name(a, t.host, t.port, data, data_len);
 }
 
 static void on_relay(evutil_socket_t fd, short what, void *arg)
@@ -256,7 +215,8 @@ static void on_relay(evutil_socket_t fd, short what, void *arg)
             return;
         /* Only the client, and once known, only its port. */
         if (!same_ip(&from, &a->client) ||
-            (a->client_port_known && sockaddr_port(&from) != sockaddr_port(&a->client)))
+            (a->client_port_known && sockaddr_port((const struct sockaddr *)&from) !=
+                                         sockaddr_port((const struct sockaddr *)&a->client)))
             continue;
         if (!a->client_port_known) {
             a->client = from;
@@ -276,30 +236,22 @@ static void on_outgoing(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage from;
         socklen_t from_len = sizeof from;
-        size_t head = 4 + 16 + 2;
+        size_t head = 3 + SOCKS_ADDR_WRITE_MAX;
         ssize_t n = recvfrom(fd, buf + head, sizeof buf - head, 0, (struct sockaddr *)&from, &from_len);
         if (n < 0)
             return;
         if (!a->client_port_known)
             continue;
         touch(a);
-        unsigned char *h;
-        if (from.ss_family == AF_INET) {
-            h = buf + head - 10;
-            h[3] = 1;
-            memcpy(h + 4, &((struct sockaddr_in *)&from)->sin_addr, 4);
-        } else {
-            h = buf;
-            h[3] = 4;
-            memcpy(h + 4, &((struct sockaddr_in6 *)&from)->sin6_addr, 16);
-        }
+        /* RSV(2) FRAG=0 and the sender's address, just before the data. */
+        unsigned char field[SOCKS_ADDR_WRITE_MAX];
+        size_t field_len = socks_addr_write((const struct sockaddr *)&from, field);
+        unsigned char *h = buf + head - 3 - field_len;
         h[0] = h[1] = h[2] = 0;
-        unsigned port = sockaddr_port(&from);
-        buf[head - 2] = (unsigned char)(port >> 8);
-        buf[head - 1] = (unsigned char)port;
-        size_t total = (size_t)(buf + head - h) + (size_t)n;
+        memcpy(h + 3, field, field_len);
+        size_t total = 3 + field_len + (size_t)n;
         if (sendto(a->relay_fd, h, total, 0, (const struct sockaddr *)&a->client,
-                   sockaddr_len(&a->client)) < 0)
+                   sockaddr_len((const struct sockaddr *)&a->client)) < 0)
             log_debug("socks udp: cannot send to the client: %s", strerror(errno));
     }
 }
@@ -342,21 +294,9 @@ static void association_destroy(worker_conn *link)
 /* VER REP RSV ATYP BND.ADDR BND.PORT: where the client must send. */
 static void write_reply(struct bufferevent *control, const struct sockaddr_storage *bound)
 {
-    unsigned char r[4 + 16 + 2] = {5, 0, 0};
-    size_t n;
-    if (bound->ss_family == AF_INET) {
-        r[3] = 1;
-        memcpy(r + 4, &((const struct sockaddr_in *)bound)->sin_addr, 4);
-        n = 8;
-    } else {
-        r[3] = 4;
-        memcpy(r + 4, &((const struct sockaddr_in6 *)bound)->sin6_addr, 16);
-        n = 20;
-    }
-    unsigned port = sockaddr_port(bound);
-    r[n] = (unsigned char)(port >> 8);
-    r[n + 1] = (unsigned char)port;
-    evbuffer_add(bufferevent_get_output(control), r, n + 2);
+    unsigned char r[3 + SOCKS_ADDR_WRITE_MAX] = {5, 0, 0};
+    size_t n = 3 + socks_addr_write((const struct sockaddr *)bound, r + 3);
+    evbuffer_add(bufferevent_get_output(control), r, n);
 }
 
 int socks_udp_start(worker *w, struct bufferevent *control, const listen_config *l,
@@ -398,7 +338,7 @@ int socks_udp_start(worker *w, struct bufferevent *control, const listen_config 
     if (getsockname(tcp, (struct sockaddr *)&local, &local_len) < 0 ||
         getpeername(tcp, (struct sockaddr *)&peer, &peer_len) < 0)
         goto fail;
-    set_port(&local, 0);
+    sockaddr_set_port((struct sockaddr *)&local, 0);
     a->relay_fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof bound;
@@ -413,16 +353,16 @@ int socks_udp_start(worker *w, struct bufferevent *control, const listen_config 
     /* The client sends from its TCP address; the request may name the port. */
     a->client = peer;
     if (hint && hint_len) {
-        unsigned port = sockaddr_port((const struct sockaddr_storage *)hint);
+        unsigned port = sockaddr_port(hint);
         if (port) {
-            set_port(&a->client, port);
+            sockaddr_set_port((struct sockaddr *)&a->client, port);
             a->client_port_known = 1;
         }
     }
     if (l->udp_addr_len) {
-        unsigned port = sockaddr_port(&bound);
+        unsigned port = sockaddr_port((const struct sockaddr *)&bound);
         memcpy(&bound, &l->udp_addr, l->udp_addr_len);
-        set_port(&bound, port);
+        sockaddr_set_port((struct sockaddr *)&bound, port);
     }
     a->control = control;
     bufferevent_setcb(control, control_read_cb, NULL, control_event_cb, a);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sockaddr.h"
 #include "http/target.h"
 
 struct dial {
@@ -96,15 +97,6 @@ static void fail(dial *d, proxy_error error, const char *detail)
 
 /* ---- loop guard -------------------------------------------------------- */
 
-static unsigned sa_port(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    if (sa->sa_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    return 0;
-}
-
 /* The IPv4 address of sa, also when written as IPv4-mapped IPv6. */
 static int as_ipv4(const struct sockaddr *sa, struct in_addr *out)
 {
@@ -158,10 +150,10 @@ static int is_local_address(const struct sockaddr *addr)
 
 static int is_own_listener(const config *cfg, const struct sockaddr *addr)
 {
-    unsigned port = sa_port(addr);
+    unsigned port = sockaddr_port(addr);
     for (size_t i = 0; i < cfg->nlisten; i++) {
         const struct sockaddr *l = (const struct sockaddr *)&cfg->listen[i].addr;
-        if (sa_port(l) != port)
+        if (sockaddr_port(l) != port)
             continue;
         if (same_ip(l, addr) || (is_wildcard(l) && is_local_address(addr)))
             return 1;

@@ -1,14 +1,13 @@
 /* pending.c - see pending.h. */
 #include "net/pending.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sockaddr.h"
 
 static void pending_free(pending *p, int close_fd)
 {
@@ -23,12 +22,8 @@ static void pending_free(pending *p, int close_fd)
 void pending_close(pending *p, const char *why)
 {
     if (log_enabled(LOG_DEBUG)) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        const struct sockaddr *sa = (const struct sockaddr *)&p->peer;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+        char ip[INET6_ADDRSTRLEN];
+        sockaddr_ip_text((const struct sockaddr *)&p->peer, ip);
         log_debug("connection from %s closed while waiting for its %s: %s", ip, p->what, why);
     }
     pending_free(p, 1);

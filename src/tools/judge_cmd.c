@@ -15,6 +15,7 @@
 #include "conf/config_load.h"
 #include "core/geoip.h"
 #include "core/log.h"
+#include "core/sockaddr.h"
 
 /* A standalone judge holds at most this many connections, each up to a
  * head and a response. */
@@ -51,13 +52,8 @@ static int judge_config(config *cfg, const char *address, const char *geoip_path
         geoip_close(cfg->geo);
         cfg->geo = NULL;
     }
-    if (ephemeral) {
-        struct sockaddr_storage *ss = &cfg->listen[0].addr;
-        if (ss->ss_family == AF_INET)
-            ((struct sockaddr_in *)ss)->sin_port = 0;
-        else
-            ((struct sockaddr_in6 *)ss)->sin6_port = 0;
-    }
+    if (ephemeral)
+        sockaddr_set_port((struct sockaddr *)&cfg->listen[0].addr, 0);
     return 0;
 }
 
@@ -75,8 +71,7 @@ int judge_instance_start(judge_instance *j, const char *address, const char *geo
     struct sockaddr_storage bound;
     socklen_t len = sizeof bound;
     if (getsockname(j->socks.items[0].fd, (struct sockaddr *)&bound, &len) == 0)
-        j->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-                                                   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+        j->port = sockaddr_port((const struct sockaddr *)&bound);
     return 0;
 }
 
