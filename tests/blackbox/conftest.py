@@ -79,6 +79,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listeners_with(*entries):
+    """A plain http listener first (launch_proxy polls the first one), then
+    the given entries, each on a fresh port: {"protocol": "socks5"}, ..."""
+    out = [{"address": "127.0.0.1:%d" % free_port()}]
+    for e in entries:
+        out.append(dict({"address": "127.0.0.1:%d" % free_port()}, **e))
+    return out
+
+
+def listener_port(p, i=1):
+    """The port of a proxy's listen[i]."""
+    return int(p.config["listen"][i]["address"].rsplit(":", 1)[1])
+
+
 def port_accepts(port, timeout=0.5):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout):
@@ -904,21 +918,54 @@ def tls_origin(tmp_path_factory):
     o.close()
 
 
-# ------------------------------------------------------------------ DNS
+# ------------------------------------------------------------------ HAProxy
 
 
-class FakeDns:
-    """A UDP nameserver on 127.0.0.1: answers every query with NXDOMAIN, or
-    never answers (silent=True); every datagram is kept in .packets as
-    (peer, bytes). Use with dns.resolv_conf."""
+@pytest.fixture
+def haproxy(tmp_path):
+    """Factory: haproxy(servers, options=()) starts real HAProxy in TCP mode
+    on a fresh port in front of servers [(port, server options)], round
+    robin; returns its port. Stopped at teardown."""
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(binary).exists():
+        pytest.skip("haproxy not installed (Debian package haproxy)")
+    procs = []
 
-    def __init__(self, silent=False):
-        self.silent = silent
+    def _start(servers, options=()):
+        port = free_port()
+        cfg = tmp_path / ("haproxy-%d.cfg" % port)
+        lines = ["global", "  maxconn 200",
+                 "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 30s",
+                 "  timeout server 30s", *("  " + o for o in options),
+                 "listen front", "  bind 127.0.0.1:%d" % port, "  balance roundrobin"]
+        lines += ["  server s%d 127.0.0.1:%d %s" % (i, sport, opts)
+                  for i, (sport, opts) in enumerate(servers)]
+        cfg.write_text("\n".join(lines) + "\n")
+        procs.append(subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        wait_until(lambda: port_accepts(port), 10, 0.05, "haproxy accepting")
+        return port
+
+    yield _start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------------ UDP
+
+
+class UdpServer:
+    """A UDP server thread on 127.0.0.1: handle(data, addr) returns the
+    datagram to answer with, or None; every datagram is kept in .packets as
+    (peer, bytes)."""
+
+    def __init__(self, handle):
+        self.handle = handle
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.queries = 0
         self.packets = []
         self.closed = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -927,33 +974,52 @@ class FakeDns:
     def _loop(self):
         while not self.closed:
             try:
-                data, addr = self.sock.recvfrom(4096)
+                data, addr = self.sock.recvfrom(65536)
             except socket.timeout:
                 continue
             except OSError:
                 return
-            self.queries += 1
             self.packets.append((addr, data))
-            if self.silent or len(data) < 12:
-                continue
-            # Same id and question; QR, RD, RA set; RCODE 3 (NXDOMAIN).
-            qd = int.from_bytes(data[4:6], "big")
-            flags = 0x8180 | (data[2] & 0x01) << 8 | 3
-            reply = data[0:2] + flags.to_bytes(2, "big") + qd.to_bytes(2, "big") + b"\0\0\0\0\0\0"
-            reply += data[12:]
-            try:
-                self.sock.sendto(reply, addr)
-            except OSError:
-                pass
-
-    def resolv_conf(self, path):
-        path.write_text("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1\n" % self.port)
-        return str(path)
+            reply = self.handle(data, addr)
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, addr)
+                except OSError:
+                    pass
 
     def close(self):
         self.closed = True
         self.sock.close()
         self.thread.join(5)
+
+
+# ------------------------------------------------------------------ DNS
+
+
+class FakeDns(UdpServer):
+    """A UDP nameserver on 127.0.0.1: answers every query with NXDOMAIN, or
+    never answers (silent=True); every datagram is kept in .packets as
+    (peer, bytes). Use with dns.resolv_conf."""
+
+    def __init__(self, silent=False):
+        self.silent = silent
+        super().__init__(self._answer)
+
+    @property
+    def queries(self):
+        return len(self.packets)
+
+    def _answer(self, data, addr):
+        if self.silent or len(data) < 12:
+            return None
+        # Same id and question; QR, RD, RA set; RCODE 3 (NXDOMAIN).
+        qd = int.from_bytes(data[4:6], "big")
+        flags = 0x8180 | (data[2] & 0x01) << 8 | 3
+        return data[0:2] + flags.to_bytes(2, "big") + qd.to_bytes(2, "big") + b"\0\0\0\0\0\0" + data[12:]
+
+    def resolv_conf(self, path):
+        path.write_text("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1\n" % self.port)
+        return str(path)
 
 
 @pytest.fixture

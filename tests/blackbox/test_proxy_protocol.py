@@ -5,26 +5,23 @@ the header carries is the client's: transparent mode's X-Forwarded-For
 shows it.
 """
 import json
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import free_port, port_accepts, wait_until
+from conftest import listener_port, listeners_with
 
 CLIENT_IP = "127.0.0.9"   # the "real" client, as HAProxy sees it
 
 
 def listeners(**extra):
-    """An http listener first (launch_proxy polls it), then the PROXY one."""
-    return [{"address": "127.0.0.1:%d" % free_port()},
-            dict({"address": "127.0.0.1:%d" % free_port(), "proxy_protocol": True}, **extra)]
+    return listeners_with(dict({"proxy_protocol": True}, **extra))
 
 
 def pp_port(p):
-    return int(p.config["listen"][1]["address"].rsplit(":", 1)[1])
+    return listener_port(p)
 
 
 def echo_through(port, header=b"", source=None, target=None):
@@ -61,38 +58,10 @@ def transparent(start_proxy):
     return _start
 
 
-@pytest.fixture
-def haproxy(tmp_path):
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not shutil.which(binary):
-        pytest.skip("haproxy not installed (Debian package haproxy)")
-    procs = []
-
-    def _start(backend_port, send):
-        port = free_port()
-        cfg = tmp_path / ("haproxy-%d.cfg" % port)
-        cfg.write_text("\n".join([
-            "global", "  maxconn 100",
-            "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 30s",
-            "  timeout server 30s",
-            "listen front", "  bind 127.0.0.1:%d" % port,
-            "  server anon 127.0.0.1:%d %s" % (backend_port, send), ""]))
-        proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        wait_until(lambda: port_accepts(port), 10, 0.05, "haproxy accepting")
-        return port
-
-    yield _start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.mark.parametrize("send", ["send-proxy", "send-proxy-v2"])
 def test_haproxy_in_front_passes_the_client_address(transparent, haproxy, origin, send):
     p = transparent()
-    front = haproxy(pp_port(p), send)
+    front = haproxy([(pp_port(p), send)])
     echo = echo_through(front, source=CLIENT_IP, target=origin.url("/echo"))
     assert echo is not None
     assert forwarded_for(echo) == [CLIENT_IP], echo["headers"]

@@ -12,28 +12,19 @@ import time
 
 import pytest
 
-from conftest import curl, free_port, pattern_sha256
+from conftest import UdpServer, curl, free_port, listener_port, listeners_with, pattern_sha256
 from exits import judge_url
 from test_chaining import NAME, World, chaining, exits  # noqa: F401 (exits is a fixture)
 
 
 def socks_listeners(protocol="socks5", **extra):
-    """An http listener first (launch_proxy polls it), then one of `protocol`."""
-    http = {"address": "127.0.0.1:%d" % free_port()}
-    socks = dict({"address": "127.0.0.1:%d" % free_port(), "protocol": protocol}, **extra)
-    return [http, socks]
-
-
-def socks_port(p, i=1):
-    return int(p.config["listen"][i]["address"].rsplit(":", 1)[1])
+    return listeners_with(dict({"protocol": protocol}, **extra))
 
 
 @pytest.fixture
 def socks(start_proxy):
     """A proxy with a socks5 listener (listen[1]) and a socks4 one (listen[2])."""
-    listen = socks_listeners()
-    listen.append({"address": "127.0.0.1:%d" % free_port(), "protocol": "socks4"})
-    return start_proxy({"listen": listen})
+    return start_proxy({"listen": listeners_with({"protocol": "socks5"}, {"protocol": "socks4"})})
 
 
 # ------------------------------------------------------------------ a raw client
@@ -115,7 +106,7 @@ def http_get_on(s, host, path="/"):
 def test_curl_through_socks5_listener(socks, origin, how):
     n = 1024 * 1024 + 7
     host = "127.0.0.1" if how in ("--socks5", "--socks4") else "localhost"
-    r = curl(how, "127.0.0.1:%d" % socks_port(socks), "-o", "-",
+    r = curl(how, "127.0.0.1:%d" % listener_port(socks), "-o", "-",
              "http://%s:%d/bytes/%d" % (host, origin.port, n), timeout=60)
     assert r.returncode == 0, r.stderr
     assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(n)
@@ -124,20 +115,20 @@ def test_curl_through_socks5_listener(socks, origin, how):
 @pytest.mark.parametrize("how", ["--socks4", "--socks4a"])
 def test_curl_through_socks4_listener(socks, origin, how):
     host = "127.0.0.1" if how == "--socks4" else "localhost"
-    r = curl(how, "127.0.0.1:%d" % socks_port(socks, 2), "-o", "-",
+    r = curl(how, "127.0.0.1:%d" % listener_port(socks, 2), "-o", "-",
              "http://%s:%d/bytes/1000" % (host, origin.port), timeout=60)
     assert r.returncode == 0, r.stderr
     assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(1000)
 
 
 def test_socks4_listener_refuses_socks5(socks):
-    s = connect(socks_port(socks, 2))
+    s = connect(listener_port(socks, 2))
     s.sendall(b"\x05\x01\x00")
     assert closed(s)
 
 
 def test_curl_https_through_socks5_with_credentials(socks, tls_origin):
-    r = curl("-x", "socks5h://someone:secret@127.0.0.1:%d" % socks_port(socks),
+    r = curl("-x", "socks5h://someone:secret@127.0.0.1:%d" % listener_port(socks),
              "--cacert", tls_origin.cert, "-o", "-",
              "https://localhost:%d/5000" % tls_origin.port, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -151,7 +142,7 @@ def test_ipv6_destination(socks, start_proxy):
     except OSError:
         pytest.skip("no IPv6 loopback here")
     srv.listen(1)
-    s, rep = s5_connect(socks_port(socks), "::1", srv.getsockname()[1])
+    s, rep = s5_connect(listener_port(socks), "::1", srv.getsockname()[1])
     assert rep == 0
     conn, _ = srv.accept()
     s.sendall(b"ping")
@@ -165,7 +156,7 @@ def test_ipv6_destination(socks, start_proxy):
 
 def test_bytes_sent_with_the_request_are_relayed(socks, origin):
     """A client may send its first bytes right behind the request."""
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x05\x01\x00" + s5_request(1, "127.0.0.1", origin.port) +
               b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert recv_exact(s, 2) == b"\x05\x00"
@@ -183,7 +174,7 @@ def test_bytes_sent_with_the_request_are_relayed(socks, origin):
 
 
 def test_not_socks_is_closed(socks):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"GET / HTTP/1.1\r\n\r\n")
     assert closed(s)
 
@@ -195,7 +186,7 @@ def test_not_socks_is_closed(socks):
     (bytes([0x80] * 254 + [0]), b"\x05\x00"), # 255 methods, "no auth" last
 ])
 def test_greeting_methods(socks, methods, answer):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x05" + bytes([len(methods)]) + methods)
     assert recv_exact(s, 2) == answer
     if answer == b"\x05\xff":
@@ -204,7 +195,7 @@ def test_greeting_methods(socks, methods, answer):
 
 
 def test_bad_auth_version_is_answered_and_closed(socks):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x05\x01\x02")
     assert recv_exact(s, 2) == b"\x05\x02"
     s.sendall(b"\x05\x01a\x01b")
@@ -222,7 +213,7 @@ def test_bad_auth_version_is_answered_and_closed(socks):
     (b"\x04\x01\x00\x01\x00\x00\x00\x00\x00\x00", 0x01),       # wrong request version
 ])
 def test_bad_requests_get_a_reply_code(socks, request_bytes, code):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x05\x01\x00")
     assert recv_exact(s, 2) == b"\x05\x00"
     s.sendall(request_bytes)
@@ -232,7 +223,7 @@ def test_bad_requests_get_a_reply_code(socks, request_bytes, code):
 
 
 def test_oversized_name_is_refused(socks):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     name = b"a" * 255
     s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50")
     assert recv_exact(s, 2) == b"\x05\x00"
@@ -240,18 +231,18 @@ def test_oversized_name_is_refused(socks):
 
 
 def test_socks4_bind_and_long_user_id_are_rejected(socks):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x04\x02\x00\x50\x7f\x00\x00\x01user\x00")
     assert recv_exact(s, 8)[:2] == b"\x00\x5b"
     assert closed(s)
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01" + b"u" * 300)
     assert recv_exact(s, 8)[:2] == b"\x00\x5b"
     assert closed(s)
 
 
 def test_byte_by_byte_client_is_served(socks, origin):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     for b in b"\x05\x01\x00":
         s.send(bytes([b]))
         time.sleep(0.01)
@@ -264,7 +255,7 @@ def test_byte_by_byte_client_is_served(socks, origin):
 
 
 def test_truncated_handshake_then_eof_is_closed(socks):
-    s = connect(socks_port(socks))
+    s = connect(listener_port(socks))
     s.sendall(b"\x05\x01\x00\x05\x01")
     assert recv_exact(s, 2) == b"\x05\x00"
     s.shutdown(socket.SHUT_WR)
@@ -273,7 +264,7 @@ def test_truncated_handshake_then_eof_is_closed(socks):
 
 def test_stalled_handshake_times_out(start_proxy):
     p = start_proxy({"listen": socks_listeners(), "timeouts": {"header": 0.5}})
-    s = connect(socks_port(p))
+    s = connect(listener_port(p))
     s.sendall(b"\x05\x01")
     t0 = time.monotonic()
     assert closed(s, timeout=5)
@@ -285,7 +276,7 @@ def test_stalled_handshake_times_out(start_proxy):
 
 def test_connect_ports_apply(start_proxy, origin):
     p = start_proxy({"listen": socks_listeners(), "connect_ports": [443]})
-    s, rep = s5_connect(socks_port(p), "127.0.0.1", origin.port)
+    s, rep = s5_connect(listener_port(p), "127.0.0.1", origin.port)
     assert rep == 0x02
     assert closed(s)
 
@@ -293,14 +284,14 @@ def test_connect_ports_apply(start_proxy, origin):
 def test_block_route_applies(start_proxy):
     p = start_proxy({"listen": socks_listeners(),
                      "routes": [{"match": "*.blocked.example", "action": "block"}]})
-    s, rep = s5_connect(socks_port(p), "www.blocked.example", 80)
+    s, rep = s5_connect(listener_port(p), "www.blocked.example", 80)
     assert rep == 0x02
     assert closed(s)
     assert "blocked by route *.blocked.example" in p.log()
 
 
 def test_refused_destination_is_0x05(socks):
-    s, rep = s5_connect(socks_port(socks), "127.0.0.1", free_port())
+    s, rep = s5_connect(listener_port(socks), "127.0.0.1", free_port())
     assert rep == 0x05
     assert closed(s)
 
@@ -314,7 +305,7 @@ def test_unresolvable_name(start_proxy, fake_dns, tmp_path, silent, code):
     p = start_proxy({"listen": socks_listeners(), "timeouts": {"connect": 1},
                      "dns": {"resolv_conf": dns.resolv_conf(tmp_path / "resolv.conf"),
                              "hosts": str(hosts)}})
-    s, rep = s5_connect(socks_port(p), "no-such-name.test", 80)
+    s, rep = s5_connect(listener_port(p), "no-such-name.test", 80)
     assert rep == code
     assert closed(s)
     assert dns.queries > 0
@@ -338,7 +329,7 @@ def test_listener_key_not_taken_by_socks(start_proxy, tmp_path):
 def test_user_name_picks_the_exit_country(exits, start_proxy):
     w = World(exits, gb=False)
     p = start_proxy(chaining(w.ups, listen=socks_listeners(), health={"judge_url": judge_url(w.judge)}))
-    port = socks_port(p)
+    port = listener_port(p)
     deadline = time.monotonic() + 20
     for cc, ips in (("de", {"127.0.0.2", "127.0.0.3"}), ("fr", {"127.0.0.4"})):
         while True:
@@ -358,7 +349,7 @@ def test_user_name_picks_the_exit_country(exits, start_proxy):
 def test_no_exit_in_the_country_is_a_general_failure_reply(exits, start_proxy):
     w = World(exits, gb=False, fr=False)
     p = start_proxy(chaining(w.ups, listen=socks_listeners()))
-    s, rep = s5_connect(socks_port(p), w.judge.host, w.judge.port, user="bob-country-jp")
+    s, rep = s5_connect(listener_port(p), w.judge.host, w.judge.port, user="bob-country-jp")
     assert rep != 0
     assert closed(s)
 
@@ -369,7 +360,7 @@ def test_listener_country(exits, start_proxy):
                              health={"judge_url": judge_url(w.judge)}))
     deadline = time.monotonic() + 20
     while True:
-        s, rep = s5_connect(socks_port(p), w.judge.host, w.judge.port)
+        s, rep = s5_connect(listener_port(p), w.judge.host, w.judge.port)
         if rep == 0:
             break
         s.close()
@@ -397,7 +388,7 @@ def test_socks_domain_name_reaches_the_exit_unresolved(exits, start_proxy, tmp_p
         dns={"resolv_conf": str(dns.resolv_conf(tmp_path / "resolv.conf")), "hosts": str(hosts)}))
     deadline = time.monotonic() + 20
     while True:
-        s, rep = s5_connect(socks_port(p), NAME, j.port)
+        s, rep = s5_connect(listener_port(p), NAME, j.port)
         if rep == 0:
             break
         s.close()
@@ -418,7 +409,7 @@ def test_socks_domain_name_reaches_the_exit_unresolved(exits, start_proxy, tmp_p
 def test_mixed_port_serves_every_protocol(start_proxy, origin, how):
     p = start_proxy({"listen": socks_listeners("mixed", mode="elite")})
     host = "127.0.0.1" if how in ("socks5", "socks4") else "localhost"
-    r = curl("-x", "%s://127.0.0.1:%d" % (how, socks_port(p)), "-o", "-",
+    r = curl("-x", "%s://127.0.0.1:%d" % (how, listener_port(p)), "-o", "-",
              "http://%s:%d/bytes/70000" % (host, origin.port), timeout=60)
     assert r.returncode == 0, r.stderr
     assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(70000)
@@ -426,7 +417,7 @@ def test_mixed_port_serves_every_protocol(start_proxy, origin, how):
 
 def test_mixed_port_https_through_connect(start_proxy, tls_origin):
     p = start_proxy({"listen": socks_listeners("mixed")})
-    r = curl("-x", "http://127.0.0.1:%d" % socks_port(p), "--cacert", tls_origin.cert, "-o", "-",
+    r = curl("-x", "http://127.0.0.1:%d" % listener_port(p), "--cacert", tls_origin.cert, "-o", "-",
              "https://localhost:%d/3000" % tls_origin.port, timeout=60)
     assert r.returncode == 0, r.stderr
     assert hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(3000)
@@ -434,7 +425,7 @@ def test_mixed_port_https_through_connect(start_proxy, tls_origin):
 
 def test_mixed_port_http_errors_stay_http(start_proxy):
     p = start_proxy({"listen": socks_listeners("mixed")})
-    s = connect(socks_port(p))
+    s = connect(listener_port(p))
     s.sendall(b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
     data = b""
     while True:
@@ -447,7 +438,7 @@ def test_mixed_port_http_errors_stay_http(start_proxy):
 
 def test_mixed_port_silent_client_is_closed(start_proxy):
     p = start_proxy({"listen": socks_listeners("mixed"), "timeouts": {"header": 0.5}})
-    s = connect(socks_port(p))
+    s = connect(listener_port(p))
     t0 = time.monotonic()
     assert closed(s, timeout=5)
     assert time.monotonic() - t0 < 4
@@ -456,40 +447,10 @@ def test_mixed_port_silent_client_is_closed(start_proxy):
 # ------------------------------------------------------------------ UDP ASSOCIATE
 
 
-class UdpEcho:
-    """A UDP echo server on 127.0.0.1: sends every datagram back, prefixed."""
-
-    def __init__(self):
-        import threading
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.seen = []
-        self.closed = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.closed:
-            try:
-                data, addr = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.seen.append((addr, data))
-            self.sock.sendto(b"echo:" + data, addr)
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def udp_echo():
-    e = UdpEcho()
+    """A UDP echo server: every datagram comes back, prefixed."""
+    e = UdpServer(lambda data, addr: b"echo:" + data)
     yield e
     e.close()
 
@@ -524,7 +485,7 @@ def udp_roundtrip(relay, data, source="127.0.0.1", timeout=3.0, sock=None):
 
 
 def test_udp_associate_direct(socks, udp_echo):
-    ctl, reply = udp_associate(socks_port(socks))
+    ctl, reply = udp_associate(listener_port(socks))
     assert reply[:4] == b"\x05\x00\x00\x01", reply
     relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
     assert relay[0] == "127.0.0.1" and relay[1] != 0
@@ -546,7 +507,7 @@ def test_udp_associate_direct(socks, udp_echo):
 
 
 def test_udp_fragments_strangers_and_the_end_of_control(socks, udp_echo):
-    ctl, reply = udp_associate(socks_port(socks))
+    ctl, reply = udp_associate(listener_port(socks))
     relay = ("127.0.0.1", struct.unpack("!H", reply[8:10])[0])
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("127.0.0.1", 0))
@@ -558,7 +519,7 @@ def test_udp_fragments_strangers_and_the_end_of_control(socks, udp_echo):
                          source="127.0.0.3", timeout=0.5) is None
     assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"other-port",
                          timeout=0.5) is None
-    assert [d for _, d in udp_echo.seen] == [b"ok"]
+    assert [d for _, d in udp_echo.packets] == [b"ok"]
     # The association ends with its control connection.
     ctl.close()
     time.sleep(0.3)
@@ -570,21 +531,21 @@ def test_udp_fragments_strangers_and_the_end_of_control(socks, udp_echo):
 def test_udp_blocked_destination_is_dropped(start_proxy, udp_echo):
     p = start_proxy({"listen": socks_listeners(),
                      "routes": [{"match": "127.0.0.1/32", "action": "block"}]})
-    ctl, reply = udp_associate(socks_port(p))
+    ctl, reply = udp_associate(listener_port(p))
     assert reply[1] == 0
     relay = ("127.0.0.1", struct.unpack("!H", reply[8:10])[0])
     assert udp_roundtrip(relay, udp_header("127.0.0.1", udp_echo.port) + b"x", timeout=0.5) is None
-    assert udp_echo.seen == []
+    assert udp_echo.packets == []
     ctl.close()
 
 
 def test_udp_udp_address_and_limits(start_proxy):
     p = start_proxy({"listen": socks_listeners(udp_address="192.0.2.1")})
-    ctl, reply = udp_associate(socks_port(p))
+    ctl, reply = udp_associate(listener_port(p))
     assert reply[:4] == b"\x05\x00\x00\x01" and socket.inet_ntoa(reply[4:8]) == "192.0.2.1"
     ctl.close()
     p2 = start_proxy({"listen": socks_listeners(), "limits": {"max_udp_associations": 0}})
-    ctl, reply = udp_associate(socks_port(p2))
+    ctl, reply = udp_associate(listener_port(p2))
     assert reply[1] == 0x01
     assert "limits.max_udp_associations (0) reached" in p2.log()
 
@@ -592,7 +553,7 @@ def test_udp_udp_address_and_limits(start_proxy):
 def test_udp_through_an_exit_is_refused(exits, start_proxy):
     w = World(exits, gb=False, fr=False)
     p = start_proxy(chaining(w.ups, listen=socks_listeners()))
-    ctl, reply = udp_associate(socks_port(p))
+    ctl, reply = udp_associate(listener_port(p))
     assert reply[1] == 0x07
     assert closed(ctl)
     assert "UDP ASSOCIATE refused: its route" in p.log()
@@ -616,7 +577,7 @@ def test_socks_client_reset_while_connecting(start_proxy, fake_dns, tmp_path):
                      "dns": silent_dns_config(fake_dns, tmp_path)})
     name = b"slow.invalid"
     for _ in range(60):
-        s = socket.create_connection(("127.0.0.1", socks_port(p)))
+        s = socket.create_connection(("127.0.0.1", listener_port(p)))
         s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x01\xbb")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()

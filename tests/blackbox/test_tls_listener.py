@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, curl, free_port, pattern_sha256, wait_until
+from conftest import BIN, curl, listener_port, listeners_with, pattern_sha256, wait_until
 
 
 def make_cert(d, name, cn="localhost"):
@@ -31,14 +31,11 @@ def certs(tmp_path):
 
 
 def tls_listeners(cert, key, protocol="http"):
-    """A plain http listener first (launch_proxy polls it), then the TLS one."""
-    return [{"address": "127.0.0.1:%d" % free_port()},
-            {"address": "127.0.0.1:%d" % free_port(), "protocol": protocol,
-             "tls": {"cert": str(cert), "key": str(key)}}]
+    return listeners_with({"protocol": protocol, "tls": {"cert": str(cert), "key": str(key)}})
 
 
 def tls_port(p):
-    return int(p.config["listen"][1]["address"].rsplit(":", 1)[1])
+    return listener_port(p)
 
 
 def client_context(cert, **kw):
